@@ -1,0 +1,50 @@
+"""Entry point: python launch.py --config=configs/clm.py[:preset] [--workdir=...] [--mode=...].
+
+Thin on purpose: it validates the config once and hands it to the experiment the
+config names. Errors a user can cause end in one line on stderr and exit code 1.
+"""
+
+import importlib
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from transformer_jax import configuration
+from transformer_jax.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with a preset: configs/clm.py:baby.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output folder; default runs/<config name>[-<preset>].")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
+_PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
+flags.mark_flag_as_required("config")
+
+
+def default_workdir(config_argument: str) -> str:
+  """configs/clm.py:baby -> runs/clm-baby; configs/clm.py -> runs/clm."""
+  path, _, preset = config_argument.partition(":")
+  name = os.path.splitext(os.path.basename(path))[0]
+  return os.path.join("runs", f"{name}-{preset}" if preset else name)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    cfg = configuration.validate(_CONFIG.value)
+    workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
+                                                .split("=", 1)[1])
+    experiment = importlib.import_module(f"experiments.{cfg.experiment}")
+    experiment.run(cfg, workdir, _MODE.value, _PROMPT.value)
+  except UserError as e:
+    logging.flush()
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,212 @@
+"""From a locked `ml_collections.ConfigDict` to frozen, validated dataclasses.
+
+Config flows one way: `configs/*.py` build a ConfigDict, absl flags override it,
+`validate` checks every field once and returns an `ExperimentConfig`. Modules and
+the training loop only ever see the frozen dataclasses. Every problem raises a
+`ConfigError` naming the field, before anything is compiled or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+import ml_collections
+
+from transformer_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Decoder-only Transformer shape. `vocab_size` comes from the tokenizer."""
+  num_layers: int
+  num_heads: int
+  model_dim: int
+  mlp_dim: int
+  max_length: int
+  dropout_rate: float
+  use_bias: bool
+  dtype: str  # Computation dtype; parameters stay float32.
+  vocab_size: int = 0  # 0 until the tokenizer is known.
+
+  @property
+  def head_dim(self) -> int:
+    return self.model_dim // self.num_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  path: str
+  validation_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  num_steps: int
+  batch_size: int
+  learning_rate: float
+  end_learning_rate: float
+  warmup_steps: int
+  decay_steps: int
+  adam_beta1: float
+  adam_beta2: float
+  adam_epsilon: float
+  weight_decay: float
+  grad_clip_norm: float  # 0 disables clipping.
+  seed: int
+  log_every_steps: int
+  eval_every_steps: int
+  checkpoint_every_steps: int
+  keep_checkpoints: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  num_batches: int
+  batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+  strategy: str  # 'greedy' or 'sample'.
+  prompt: str
+  max_new_tokens: int
+  temperature: float
+  top_k: int  # 0 keeps the whole vocabulary.
+  seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  data_axis_size: int  # -1: every device.
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  experiment: str
+  model: ModelConfig
+  data: DataConfig
+  train: TrainConfig
+  eval: EvalConfig
+  decode: DecodeConfig
+  mesh: MeshConfig
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "decode": DecodeConfig,
+    "mesh": MeshConfig,
+}
+_DERIVED_FIELDS = {("model", "vocab_size")}
+EXPERIMENTS = ("clm",)
+DECODE_STRATEGIES = ("greedy", "sample")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _convert(name: str, value: Any, annotation: Any) -> Any:
+  """Checks one value against its dataclass annotation (ints widen to floats)."""
+  kind = {"int": int, "float": float, "str": str, "bool": bool}[annotation]
+  if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+  return value
+
+
+def _section(name: str, cls: type, values: ml_collections.ConfigDict) -> Any:
+  fields = {f.name: f for f in dataclasses.fields(cls)
+            if (name, f.name) not in _DERIVED_FIELDS}
+  given = dict(values.items())
+  for key in given:
+    if key not in fields:
+      raise ConfigError(f"{name}.{key}", "unknown field")
+  kwargs = {}
+  for key, field in fields.items():
+    if key not in given:
+      raise ConfigError(f"{name}.{key}", "missing field")
+    kwargs[key] = _convert(f"{name}.{key}", given[key], field.type)
+  return cls(**kwargs)
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+  if not condition:
+    raise ConfigError(field, message)
+
+
+def _check_model(m: ModelConfig) -> None:
+  for field in ("num_layers", "num_heads", "model_dim", "mlp_dim", "max_length"):
+    _require(getattr(m, field) > 0, f"model.{field}", "must be positive")
+  _require(m.model_dim % m.num_heads == 0, "model.num_heads",
+           f"{m.num_heads} heads do not divide model.model_dim={m.model_dim}")
+  _require(0.0 <= m.dropout_rate < 1.0, "model.dropout_rate", "must be in [0, 1)")
+  _require(m.dtype in DTYPES, "model.dtype", f"must be one of {DTYPES}")
+
+
+def _check_train(t: TrainConfig) -> None:
+  for field in ("num_steps", "batch_size", "log_every_steps", "eval_every_steps",
+                "checkpoint_every_steps", "keep_checkpoints"):
+    _require(getattr(t, field) > 0, f"train.{field}", "must be positive")
+  _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
+  _require(0 <= t.end_learning_rate <= t.learning_rate, "train.end_learning_rate",
+           "must be in [0, train.learning_rate]")
+  _require(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+  _require(t.decay_steps > t.warmup_steps, "train.decay_steps",
+           "must exceed train.warmup_steps")
+  for field in ("adam_beta1", "adam_beta2"):
+    _require(0 <= getattr(t, field) < 1, f"train.{field}", "must be in [0, 1)")
+  _require(t.adam_epsilon > 0, "train.adam_epsilon", "must be positive")
+  _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+  _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
+
+
+def _check_rest(cfg: ExperimentConfig) -> None:
+  d, e, s = cfg.data, cfg.eval, cfg.decode
+  _require(bool(d.path), "data.path", "must name a file")
+  _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
+  _require(e.num_batches > 0, "eval.num_batches", "must be positive")
+  _require(e.batch_size > 0, "eval.batch_size", "must be positive")
+  _require(s.strategy in DECODE_STRATEGIES, "decode.strategy",
+           f"must be one of {DECODE_STRATEGIES}, got {s.strategy!r}")
+  _require(s.max_new_tokens >= 0, "decode.max_new_tokens", "must be >= 0")
+  _require(s.temperature > 0, "decode.temperature", "must be positive")
+  _require(s.top_k >= 0, "decode.top_k", "must be >= 0")
+  _require(bool(s.prompt), "decode.prompt", "must not be empty")
+  _require(cfg.mesh.data_axis_size == -1 or cfg.mesh.data_axis_size > 0,
+           "mesh.data_axis_size", "must be -1 (all devices) or positive")
+
+
+def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
+  """Validates a ConfigDict once and freezes it. Raises ConfigError."""
+  given = dict(config.items())
+  known = set(_SECTIONS) | {"experiment"}
+  for key in given:
+    if key not in known:
+      raise ConfigError(key, "unknown section")
+  experiment = given.get("experiment")
+  _require(experiment in EXPERIMENTS, "experiment",
+           f"must be one of {EXPERIMENTS}, got {experiment!r}")
+  sections = {}
+  for name, cls in _SECTIONS.items():
+    if name not in given:
+      raise ConfigError(name, "missing section")
+    sections[name] = _section(name, cls, given[name])
+  cfg = ExperimentConfig(experiment=experiment, **sections)
+  _check_model(cfg.model)
+  _check_train(cfg.train)
+  _check_rest(cfg)
+  return cfg
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+  """JSON-ready view of a validated config, for the workdir and checkpoints."""
+  return dataclasses.asdict(cfg)
+
+
+def model_from_dict(values: dict[str, Any]) -> ModelConfig:
+  """Rebuilds a ModelConfig saved by `to_dict`, ignoring fields it lacks."""
+  hints = typing.get_type_hints(ModelConfig)
+  return ModelConfig(**{k: v for k, v in values.items() if k in hints})

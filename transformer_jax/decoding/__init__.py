@@ -1,0 +1,1 @@
+"""Autoregressive decoding: loops that see only a `step_fn`, and small samplers."""

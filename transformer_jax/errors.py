@@ -1,0 +1,21 @@
+"""Errors a user can cause. `launch.py` prints them as one line and exits non-zero."""
+
+
+class UserError(Exception):
+  """Base class: a problem with the user's input, not a bug in the library."""
+
+
+class ConfigError(UserError):
+  """A config field holds an invalid value. The message names the field."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(f"config.{field}: {message}")
+    self.field = field
+
+
+class DataError(UserError):
+  """A data file is missing, empty or unreadable. The message names the file."""
+
+
+class CheckpointError(UserError):
+  """A checkpoint does not fit the config, or none can be restored."""

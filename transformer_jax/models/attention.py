@@ -1,0 +1,68 @@
+"""Multi-head scaled dot-product self-attention.
+
+Shapes: x [B, T, D]; mask [B, 1, T, S] (True = may attend); q [B, T, H, K];
+k, v [B, S, H, K]; scores [B, H, T, S].
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from transformer_jax.models import initializers
+
+
+def causal_mask(length: int) -> jax.Array:
+  """[1, 1, T, T] lower-triangular boolean mask: query t sees keys 0..t."""
+  return jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
+
+
+def segment_mask(segment_ids: jax.Array) -> jax.Array:
+  """[B, 1, T, T] mask allowing attention only within a segment (document).
+
+  segment_ids: [B, T] int, 0 marks padding, which attends to nothing.
+  """
+  same = segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+  return same & (segment_ids[:, None, :, None] != 0)
+
+
+def dot_product_attention(q, k, v, mask, dropout_fn=None):
+  """softmax(q·kᵀ/√K, masked) · v.  q [B,T,H,K], k/v [B,S,H,K], mask [B|1,1,T,S]."""
+  scale = q.shape[-1] ** -0.5
+  scores = jnp.einsum("bthk,bshk->bhts", q * scale, k).astype(jnp.float32)
+  scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  if dropout_fn is not None:
+    weights = dropout_fn(weights)
+  return jnp.einsum("bhts,bshk->bthk", weights, v)
+
+
+class MultiHeadAttention(nn.Module):
+  """Self-attention with H heads of width K; output projection back to D."""
+  num_heads: int
+  head_dim: int
+  dropout_rate: float
+  use_bias: bool
+  dtype: Any
+  output_init_stddev: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
+    features = (self.num_heads, self.head_dim)
+    def project(name):
+      return nn.DenseGeneral(
+          features, use_bias=self.use_bias, dtype=self.dtype, name=name,
+          kernel_init=initializers.kernel(("embed", "heads", "head_dim")),
+          bias_init=initializers.bias(("heads", "head_dim")))(x)
+    q, k, v = project("query"), project("key"), project("value")
+    dropout_fn = None
+    if self.dropout_rate > 0 and not deterministic:
+      dropout_fn = nn.Dropout(self.dropout_rate, deterministic=False)
+    y = dot_product_attention(q, k, v, mask, dropout_fn)
+    return nn.DenseGeneral(
+        x.shape[-1], axis=(-2, -1), use_bias=self.use_bias, dtype=self.dtype,
+        name="output",
+        kernel_init=initializers.kernel(("heads", "head_dim", "embed"),
+                                        self.output_init_stddev),
+        bias_init=initializers.bias(("embed",)))(y)

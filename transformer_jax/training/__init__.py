@@ -1,0 +1,1 @@
+"""Optimizers, sharded train steps, checkpoints, metrics and the training loop."""

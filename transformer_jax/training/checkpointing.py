@@ -1,0 +1,105 @@
+"""Orbax checkpoints of the train state, with the metadata needed to trust a resume.
+
+Each checkpoint holds two items: 'state' (step, params, optimizer state; restored
+straight into the mesh's shardings) and 'metadata' (JSON: the model config and
+vocabulary size). Before restoring, the metadata is compared with the current
+config, so a run with another model shape stops with one clear line instead of
+overwriting anything. A latest checkpoint that cannot be read is moved aside to
+`checkpoints_unreadable/` (never deleted) and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+import orbax.checkpoint as ocp
+from absl import logging
+
+from transformer_jax.errors import CheckpointError
+
+DIRECTORY = "checkpoints"
+UNREADABLE_DIRECTORY = "checkpoints_unreadable"
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  keys = sorted(set(saved) | set(current))
+  return [f"model.{k}={saved.get(k)!r} in the checkpoint but {current.get(k)!r} in the config"
+          for k in keys if saved.get(k) != current.get(k)]
+
+
+class Checkpointer:
+  """Async, keep-N checkpoints in `<workdir>/checkpoints`."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.workdir = workdir
+    self.directory = os.path.join(os.path.abspath(workdir), DIRECTORY)
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=True),
+        item_names=("state", "metadata"))
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state, metadata: dict[str, Any]) -> None:
+    """Starts an async save; returns once the device arrays are copied."""
+    if step in self._manager.all_steps():
+      return
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)))
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+  def _move_aside(self, step: int) -> str:
+    target_root = os.path.join(os.path.abspath(self.workdir), UNREADABLE_DIRECTORY)
+    os.makedirs(target_root, exist_ok=True)
+    target = os.path.join(target_root, str(step))
+    suffix = 0
+    while os.path.exists(target):
+      suffix += 1
+      target = os.path.join(target_root, f"{step}.{suffix}")
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self._manager.reload()
+    return target
+
+  def _skip_unreadable(self, step: int, error: Exception) -> None:
+    reason = (str(error).splitlines() or [""])[0][:200]
+    logging.warning("checkpoint %d in %s is unreadable (%s: %s); moved it to %s and "
+                    "fell back to the previous one", step, self.directory,
+                    type(error).__name__, reason, self._move_aside(step))
+
+  def restore_latest(self, abstract_state, model_metadata: dict[str, Any]):
+    """Restores the newest readable checkpoint. Returns (state, metadata) or None.
+
+    Raises CheckpointError if the checkpoint's model differs from `model_metadata`
+    or if checkpoints exist but none can be read.
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    for step in steps:
+      try:
+        metadata = self._manager.restore(step, args=ocp.args.Composite(
+            metadata=ocp.args.JsonRestore()))["metadata"]
+      except Exception as e:  # pylint: disable=broad-except
+        self._skip_unreadable(step, e)
+        continue
+      differences = _differences(metadata.get("model", {}), model_metadata)
+      if differences:
+        raise CheckpointError(
+            f"{self.directory} holds step {step} of another model: {differences[0]}; "
+            "use another --workdir or the original config")
+      try:
+        state = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state)))["state"]
+      except Exception as e:  # pylint: disable=broad-except
+        self._skip_unreadable(step, e)
+        continue
+      return state, metadata
+    return None

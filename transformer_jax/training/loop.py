@@ -1,0 +1,155 @@
+"""The training loop: restore or initialise, step, log, evaluate, checkpoint, stop cleanly.
+
+It knows nothing of the task. The experiment hands it an objective, a function
+from step to a host batch (a pure function of the step, so resumes are exact) and
+a function giving the evaluation batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from typing import Any, Callable, Iterable, Optional
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from transformer_jax.configuration import TrainConfig
+from transformer_jax.training import partitioning, steps, train_state
+from transformer_jax.training.checkpointing import Checkpointer
+from transformer_jax.training.metrics_writer import MetricsWriter
+from transformer_jax.training.optimizer import learning_rate_schedule, make_optimizer
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: Any
+  last_eval: dict[str, float]
+  interrupted: bool
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  hours, rest = divmod(seconds, 3600)
+  return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class _StopRequest:
+  """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.signal_name: Optional[str] = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    self.signal_name = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+class Trainer:
+  """Owns the sharded state, its checkpoints and the metrics of one workdir."""
+
+  def __init__(self, *, objective, init_params: Callable, config: TrainConfig, mesh: Mesh,
+               workdir: str, checkpoint_metadata: dict[str, Any]):
+    self.objective = objective
+    self.config = config
+    self.mesh = mesh
+    self.workdir = workdir
+    self.metadata = checkpoint_metadata
+    self.optimizer = make_optimizer(config)
+    self.schedule = learning_rate_schedule(config)
+    self._init_params = init_params
+    self.abstract_state, self.shardings = train_state.state_shardings(
+        init_params, self.optimizer, mesh)
+    self.checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+    # Several CPU devices on few cores: keep one step in flight (see the tests).
+    self.synchronous = jax.default_backend() == "cpu" and mesh.devices.size > 1
+
+  def restore_or_init(self):
+    """Latest readable checkpoint, else a fresh state. Raises CheckpointError on mismatch."""
+    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata["model"])
+    if restored is not None:
+      state, _ = restored
+      logging.info("resumed from %s at step %d", self.checkpointer.directory, int(state.step))
+      return state
+    state, _ = train_state.init_state(self._init_params, self.optimizer, self.mesh,
+                                      self.config.seed)
+    return state
+
+  def evaluate(self, params, eval_batches: Iterable[dict]) -> dict[str, float]:
+    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
+    return self.objective.summarize(steps.evaluate(eval_step, params, eval_batches, self.mesh))
+
+  def train(self, state, batch_at: Callable[[int], dict],
+            eval_batches: Callable[[], Iterable[dict]], tokens_per_step: int) -> TrainResult:
+    """Runs from `state.step` to `config.num_steps`. Stops cleanly on SIGINT/SIGTERM."""
+    c = self.config
+    train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
+                                       self.mesh)
+    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
+    dropout_key = jax.device_put(jax.random.key(c.seed + 1), partitioning.replicated(self.mesh))
+    writer = MetricsWriter(self.workdir)
+    step = int(state.step)
+    last_eval: dict[str, float] = {}
+    pending: list[dict] = []
+    interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
+    seconds_per_step: Optional[float] = None
+    interrupted = False
+    with _StopRequest() as stop:
+      while step < c.num_steps:
+        input_start = time.perf_counter()
+        batch = partitioning.put_batch(batch_at(step), self.mesh)
+        input_seconds += time.perf_counter() - input_start
+        state, metrics = train_step(state, batch, dropout_key)
+        if self.synchronous:
+          jax.block_until_ready(metrics)
+        pending.append(metrics)
+        step += 1
+        if step % c.log_every_steps == 0 or step == c.num_steps:
+          fetched = jax.device_get(pending)
+          elapsed = time.perf_counter() - interval_start - excluded_seconds
+          seconds_per_step = elapsed / len(fetched)
+          record = {
+              "train_loss": float(np.mean([m["train_loss"] for m in fetched])),
+              "train_grad_norm": float(np.mean([m["grad_norm"] for m in fetched])),
+              "learning_rate": float(self.schedule(step - 1)),
+              "tokens_per_second": tokens_per_step / seconds_per_step,
+              "input_milliseconds_per_step": 1000 * input_seconds / len(fetched),
+          }
+          writer.write(step, record)
+          logging.info("step %d/%d | train_loss %.4f | lr %.2e | %s tokens/s | ETA %s",
+                       step, c.num_steps, record["train_loss"], record["learning_rate"],
+                       f"{record['tokens_per_second']:,.0f}",
+                       _duration(seconds_per_step * (c.num_steps - step)))
+          pending = []
+          interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
+        other_start = time.perf_counter()
+        if step % c.eval_every_steps == 0 or step == c.num_steps:
+          sums = steps.evaluate(eval_step, state.params, eval_batches(), self.mesh)
+          last_eval = self.objective.summarize(sums)
+          writer.write(step, last_eval)
+          logging.info("step %d | eval_loss %.4f | eval_perplexity %.2f", step,
+                       last_eval["eval_loss"], last_eval["eval_perplexity"])
+        if step % c.checkpoint_every_steps == 0 or step == c.num_steps:
+          self.checkpointer.save(step, state, self.metadata)
+        excluded_seconds += time.perf_counter() - other_start
+        if stop.signal_name is not None:
+          self.checkpointer.save(step, state, self.metadata)
+          logging.warning("%s received: saved a checkpoint at step %d; re-run the same "
+                          "command to resume", stop.signal_name, step)
+          interrupted = True
+          break
+      self.checkpointer.close()
+    writer.close()
+    return TrainResult(state=state, last_eval=last_eval, interrupted=interrupted)

@@ -1,0 +1,46 @@
+"""Metrics to `metrics.jsonl` (one JSON object per line, each with `step`) and TensorBoard."""
+
+import json
+import math
+import os
+from typing import Any
+
+FILE_NAME = "metrics.jsonl"
+
+
+def _json_value(value: Any) -> Any:
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # JSON has no NaN/inf; keep them visible rather than failing.
+  return value
+
+
+class MetricsWriter:
+  """Appends to the workdir's metrics; a resumed run continues the same files."""
+
+  def __init__(self, workdir: str, enable_tensorboard: bool = True):
+    self.path = os.path.join(workdir, FILE_NAME)
+    self._file = open(self.path, "a", encoding="utf-8")
+    self._tensorboard = None
+    if enable_tensorboard:
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, metrics: dict[str, Any]) -> None:
+    record = {"step": int(step), **{k: _json_value(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    if self._tensorboard is not None:
+      for name, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+          self._tensorboard.add_scalar(name, value, step)
+
+  def close(self) -> None:
+    self._file.close()
+    if self._tensorboard is not None:
+      self._tensorboard.close()
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+  """All records of a workdir's metrics.jsonl, in order."""
+  with open(os.path.join(workdir, FILE_NAME), encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,58 @@
+"""The device mesh and how arrays are laid out on it.
+
+Batches are split along the mesh axis 'data'. Parameters carry logical axis names
+(see `transformer_jax.models.initializers`); `LOGICAL_AXIS_RULES` maps them to mesh
+axes. Every parameter axis maps to None today (replicated: data parallelism). FSDP
+or tensor parallelism means adding mesh axes and changing these rules, not the model.
+"""
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from transformer_jax.configuration import MeshConfig
+from transformer_jax.errors import ConfigError
+
+DATA_AXIS = "data"
+LOGICAL_AXIS_RULES = (
+    ("batch", DATA_AXIS),
+    ("vocab", None),
+    ("embed", None),
+    ("length", None),
+    ("heads", None),
+    ("head_dim", None),
+    ("mlp", None),
+)
+
+
+def make_mesh(config: MeshConfig, global_batch_size: int) -> Mesh:
+  devices = jax.devices()
+  size = len(devices) if config.data_axis_size == -1 else config.data_axis_size
+  if size > len(devices):
+    raise ConfigError("mesh.data_axis_size", f"{size} devices asked for, {len(devices)} present")
+  if global_batch_size % size:
+    raise ConfigError("train.batch_size",
+                      f"{global_batch_size} is not divisible by the {size} data-parallel devices")
+  return Mesh(np.array(devices[:size]), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over 'data'; the rest replicated."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def logical_shardings(boxed_tree, mesh: Mesh):
+  """Shardings for a tree of `nn.LogicallyPartitioned` values (or their shapes)."""
+  specs = nn.get_partition_spec(boxed_tree)
+  return nn.logical_to_mesh_sharding(specs, mesh, LOGICAL_AXIS_RULES)
+
+
+def put_batch(batch: dict, mesh: Mesh) -> dict:
+  """Host numpy rows of this process -> global jax.Arrays sharded over 'data'."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
