@@ -5,6 +5,7 @@ config names. Errors a user can cause end in one line on stderr and exit code 1.
 """
 
 import importlib
+import logging as logging_std
 import os
 import sys
 
@@ -13,6 +14,7 @@ from ml_collections import config_flags
 
 from transformer_jax import configuration
 from transformer_jax.errors import UserError
+from transformer_jax.training import partitioning
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a preset: configs/clm.py:baby.",
@@ -22,6 +24,19 @@ _WORKDIR = flags.DEFINE_string(
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 _PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
 flags.mark_flag_as_required("config")
+
+
+class _QuietLibraries(logging_std.Filter):
+  """Keeps INFO chatter of checkpointing and backend discovery off the console.
+
+  Warnings and errors from every library still show; `--verbosity=1` shows all.
+  """
+  _NOISY = (f"{os.sep}orbax{os.sep}", f"{os.sep}jax{os.sep}_src{os.sep}")
+
+  def filter(self, record):
+    if record.levelno >= logging_std.WARNING or logging.get_verbosity() >= 1:
+      return True
+    return not any(part in record.pathname for part in self._NOISY)
 
 
 def default_workdir(config_argument: str) -> str:
@@ -34,10 +49,12 @@ def default_workdir(config_argument: str) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
     cfg = configuration.validate(_CONFIG.value)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
                                                 .split("=", 1)[1])
+    partitioning.configure_cpu_devices(cfg.mesh)
     experiment = importlib.import_module(f"experiments.{cfg.experiment}")
     experiment.run(cfg, workdir, _MODE.value, _PROMPT.value)
   except UserError as e:

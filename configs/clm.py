@@ -68,6 +68,7 @@ def _base() -> ml_collections.ConfigDict:
 
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data_axis_size = -1
+  config.mesh.num_cpu_devices = 0
   return config
 
 
@@ -76,6 +77,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r} for configs/clm.py; choose one of {PRESETS}")
   config = _base()
+  if preset in ("default", "baby"):
+    # Sized for a 2-core CPU: one single-threaded device per core is ~1.7x faster.
+    config.mesh.num_cpu_devices = 2
   if preset == "default":
     config.model.num_layers = 4
     config.model.num_heads = 4

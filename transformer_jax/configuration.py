@@ -80,6 +80,10 @@ class DecodeConfig:
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
   data_axis_size: int  # -1: every device.
+  # CPU only: split the host into this many JAX devices (0 keeps JAX's default of one).
+  # On a small CPU, one single-threaded device per core, data-parallel, beats one
+  # device whose every op is split over all cores (see experiments/README.md).
+  num_cpu_devices: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +179,7 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(s.temperature > 0, "decode.temperature", "must be positive")
   _require(s.top_k >= 0, "decode.top_k", "must be >= 0")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
+  _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   _require(cfg.mesh.data_axis_size == -1 or cfg.mesh.data_axis_size > 0,
            "mesh.data_axis_size", "must be -1 (all devices) or positive")
 

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.models import initializers
+from transformer_jax.models.projection import Projection
 
 
 def causal_mask(length: int) -> jax.Array:
@@ -51,18 +51,13 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, x: jax.Array, mask: jax.Array, *, deterministic: bool) -> jax.Array:
     features = (self.num_heads, self.head_dim)
     def project(name):
-      return nn.DenseGeneral(
-          features, use_bias=self.use_bias, dtype=self.dtype, name=name,
-          kernel_init=initializers.kernel(("embed", "heads", "head_dim")),
-          bias_init=initializers.bias(("heads", "head_dim")))(x)
+      return Projection(features, ("embed", "heads", "head_dim"), use_bias=self.use_bias,
+                        dtype=self.dtype, name=name)(x)
     q, k, v = project("query"), project("key"), project("value")
     dropout_fn = None
     if self.dropout_rate > 0 and not deterministic:
       dropout_fn = nn.Dropout(self.dropout_rate, deterministic=False)
     y = dot_product_attention(q, k, v, mask, dropout_fn)
-    return nn.DenseGeneral(
-        x.shape[-1], axis=(-2, -1), use_bias=self.use_bias, dtype=self.dtype,
-        name="output",
-        kernel_init=initializers.kernel(("heads", "head_dim", "embed"),
-                                        self.output_init_stddev),
-        bias_init=initializers.bias(("embed",)))(y)
+    return Projection((x.shape[-1],), ("heads", "head_dim", "embed"), num_input_axes=2,
+                      use_bias=self.use_bias, dtype=self.dtype,
+                      init_stddev=self.output_init_stddev, name="output")(y)

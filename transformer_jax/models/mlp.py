@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from transformer_jax.models import initializers
+from transformer_jax.models.projection import Projection
 
 
 class Mlp(nn.Module):
@@ -17,11 +17,9 @@ class Mlp(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
-    h = nn.Dense(self.mlp_dim, use_bias=self.use_bias, dtype=self.dtype, name="input",
-                 kernel_init=initializers.kernel(("embed", "mlp")),
-                 bias_init=initializers.bias(("mlp",)))(x)
+    h = Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
+                   dtype=self.dtype, name="input")(x)
     h = nn.gelu(h, approximate=True)  # GPT-2's tanh form.
-    h = nn.Dense(x.shape[-1], use_bias=self.use_bias, dtype=self.dtype, name="output",
-                 kernel_init=initializers.kernel(("mlp", "embed"), self.output_init_stddev),
-                 bias_init=initializers.bias(("embed",)))(h)
+    h = Projection((x.shape[-1],), ("mlp", "embed"), use_bias=self.use_bias, dtype=self.dtype,
+                   init_stddev=self.output_init_stddev, name="output")(h)
     return nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)

@@ -105,6 +105,7 @@ class Trainer:
     pending: list[dict] = []
     interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
     seconds_per_step: Optional[float] = None
+    compiled, timed_steps = False, 0
     interrupted = False
     with _StopRequest() as stop:
       while step < c.num_steps:
@@ -112,27 +113,32 @@ class Trainer:
         batch = partitioning.put_batch(batch_at(step), self.mesh)
         input_seconds += time.perf_counter() - input_start
         state, metrics = train_step(state, batch, dropout_key)
-        if self.synchronous:
+        if self.synchronous or not timed_steps and not compiled:
           jax.block_until_ready(metrics)
         pending.append(metrics)
         step += 1
+        if compiled:
+          timed_steps += 1
+        else:  # The first step compiles; keep it out of tokens/s and the ETA.
+          compiled = True
+          interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
         if step % c.log_every_steps == 0 or step == c.num_steps:
           fetched = jax.device_get(pending)
           elapsed = time.perf_counter() - interval_start - excluded_seconds
-          seconds_per_step = elapsed / len(fetched)
+          seconds_per_step = elapsed / max(timed_steps, 1)
           record = {
               "train_loss": float(np.mean([m["train_loss"] for m in fetched])),
               "train_grad_norm": float(np.mean([m["grad_norm"] for m in fetched])),
               "learning_rate": float(self.schedule(step - 1)),
               "tokens_per_second": tokens_per_step / seconds_per_step,
-              "input_milliseconds_per_step": 1000 * input_seconds / len(fetched),
+              "input_milliseconds_per_step": 1000 * input_seconds / max(timed_steps, 1),
           }
           writer.write(step, record)
           logging.info("step %d/%d | train_loss %.4f | lr %.2e | %s tokens/s | ETA %s",
                        step, c.num_steps, record["train_loss"], record["learning_rate"],
                        f"{record['tokens_per_second']:,.0f}",
                        _duration(seconds_per_step * (c.num_steps - step)))
-          pending = []
+          pending, timed_steps = [], 0
           interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
         other_start = time.perf_counter()
         if step % c.eval_every_steps == 0 or step == c.num_steps:

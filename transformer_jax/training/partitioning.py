@@ -26,6 +26,12 @@ LOGICAL_AXIS_RULES = (
 )
 
 
+def configure_cpu_devices(config: MeshConfig) -> None:
+  """Applies `mesh.num_cpu_devices`; must run before JAX starts its backends."""
+  if config.num_cpu_devices:
+    jax.config.update("jax_num_cpu_devices", config.num_cpu_devices)
+
+
 def make_mesh(config: MeshConfig, global_batch_size: int) -> Mesh:
   devices = jax.devices()
   size = len(devices) if config.data_axis_size == -1 else config.data_axis_size
