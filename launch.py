@@ -7,6 +7,7 @@ config names. Errors a user can cause end in one line on stderr and exit code 1.
 import importlib
 import logging as logging_std
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -46,6 +47,53 @@ def default_workdir(config_argument: str) -> str:
   return os.path.join("runs", f"{name}-{preset}" if preset else name)
 
 
+def _one_line(error: BaseException) -> str:
+  """The most specific line of an exception chain.
+
+  absl and ml_collections wrap a failing config file or field in several layers
+  (and sometimes in the text of a traceback); the last line of the innermost
+  useful message is what a user needs.
+  """
+  while error is not None:
+    text = str(error).replace("\\n", "\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and not text.startswith("Configuration is not available"):
+      last = lines[-1]
+      if last.count("'") % 2:  # A repr()'d message leaves a stray closing quote.
+        last = last.rstrip("'")
+      return last
+    error = error.__cause__ or error.__context__
+  return "invalid flags"
+
+
+def _chain_text(error: BaseException) -> str:
+  texts = []
+  while error is not None:
+    texts.append(str(error))
+    error = error.__cause__ or error.__context__
+  return " ".join(texts)
+
+
+def _fail(message: str) -> None:
+  logging.flush()
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def parse_flags(argv):
+  """absl's parser, but a bad flag, config file or field is one line and exit code 1."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    message = _one_line(e)
+    typo = re.search(r'instead of "([^"]+)"', _chain_text(e))
+    if typo:  # A mistyped config field or section: name the flag that holds it.
+      culprits = [a.split("=")[0] for a in argv[1:]
+                  if a.startswith("--config.") and typo.group(1) in a.split("=")[0].split(".")]
+      message = f"{culprits[0] if culprits else '--config'}: unknown config field. {message}"
+    _fail(message)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -58,10 +106,10 @@ def main(argv):
     experiment = importlib.import_module(f"experiments.{cfg.experiment}")
     experiment.run(cfg, workdir, _MODE.value, _PROMPT.value)
   except UserError as e:
-    logging.flush()
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    _fail(str(e))
+  except OSError as e:  # Also how ml_collections reports a config file that failed to load.
+    _fail(_one_line(e))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
