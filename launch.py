@@ -69,7 +69,7 @@ def _one_line(error: BaseException) -> str:
 def _chain_text(error: BaseException) -> str:
   texts = []
   while error is not None:
-    texts.append(str(error))
+    texts.append(f"{type(error).__name__}: {error}")
     error = error.__cause__ or error.__context__
   return " ".join(texts)
 
@@ -86,11 +86,12 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
     message = _one_line(e)
-    typo = re.search(r'instead of "([^"]+)"', _chain_text(e))
-    if typo:  # A mistyped config field or section: name the flag that holds it.
+    unknown = re.search(r"""KeyError: ['"]+([^'"\\]+)""", _chain_text(e))
+    if unknown:  # A mistyped config field or section: name the flag that holds it.
       culprits = [a.split("=")[0] for a in argv[1:]
-                  if a.startswith("--config.") and typo.group(1) in a.split("=")[0].split(".")]
-      message = f"{culprits[0] if culprits else '--config'}: unknown config field. {message}"
+                  if a.startswith("--config.") and unknown.group(1) in a.split("=")[0].split(".")]
+      hint = f" {message}" if message.startswith("Did you mean") else ""
+      message = f"{culprits[0] if culprits else '--config'}: unknown config field.{hint}"
     _fail(message)
 
 
