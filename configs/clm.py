@@ -42,7 +42,9 @@ def _base() -> ml_collections.ConfigDict:
   config.train.end_learning_rate = 1e-4
   config.train.warmup_steps = 100
   # Follows num_steps unless overridden, so `--config.train.num_steps=N` keeps a full cosine.
-  config.train.decay_steps = config.train.get_ref("num_steps")
+  # `* 1` makes a derived reference: a bare get_ref() is shared with num_steps, and
+  # overriding decay_steps would silently change num_steps too.
+  config.train.decay_steps = config.train.get_ref("num_steps") * 1
   config.train.adam_beta1 = 0.9
   config.train.adam_beta2 = 0.99
   config.train.adam_epsilon = 1e-8
@@ -56,7 +58,7 @@ def _base() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20
-  config.eval.batch_size = config.train.get_ref("batch_size")
+  config.eval.batch_size = config.train.get_ref("batch_size") * 1  # See decay_steps.
 
   config.decode = ml_collections.ConfigDict()
   config.decode.strategy = "sample"

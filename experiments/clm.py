@@ -62,6 +62,7 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> Task:
     split = lm_batches.split_stream(tokenizer.encode(text), cfg.data.validation_fraction,
                                     model_cfg.max_length)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
+  os.makedirs(workdir, exist_ok=True)  # Only once the data and config have been checked.
   if cfg.eval.batch_size % mesh.devices.size:
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
@@ -168,7 +169,6 @@ def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str]) -> str:
 
 
 def run(cfg: ExperimentConfig, workdir: str, mode: str, prompt: Optional[str]) -> None:
-  os.makedirs(workdir, exist_ok=True)
   if mode == "train":
     train(cfg, workdir)
   elif mode == "eval":

@@ -28,14 +28,24 @@ def segment_mask(segment_ids: jax.Array) -> jax.Array:
 
 
 def dot_product_attention(q, k, v, mask, dropout_fn=None):
-  """softmax(q·kᵀ/√K, masked) · v.  q [B,T,H,K], k/v [B,S,H,K], mask [B|1,1,T,S]."""
-  scale = q.shape[-1] ** -0.5
-  scores = jnp.einsum("bthk,bshk->bhts", q * scale, k).astype(jnp.float32)
+  """softmax(q·kᵀ/√K, masked) · v.  q [B,T,H,K], k/v [B,S,H,K], mask [B|1,1,T,S] -> [B,T,H,K].
+
+  Heads are moved next to the batch axis first, so both products are plain
+  batched matmuls [B·H, T, K] x [B·H, K, S]; on CPU that is about twice as fast
+  as the same einsum with the batch axes in the middle.
+  """
+  batch, length, heads, head_dim = q.shape
+  def heads_first(x):  # [B, T, H, K] -> [B*H, T, K]
+    return jnp.swapaxes(x, 1, 2).reshape(batch * heads, x.shape[1], head_dim)
+  q, k, v = heads_first(q * head_dim**-0.5), heads_first(k), heads_first(v)
+  scores = jnp.matmul(q, jnp.swapaxes(k, 1, 2)).astype(jnp.float32)
+  scores = scores.reshape(batch, heads, length, k.shape[1])
   scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
   weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
   if dropout_fn is not None:
     weights = dropout_fn(weights)
-  return jnp.einsum("bhts,bshk->bthk", weights, v)
+  out = jnp.matmul(weights.reshape(batch * heads, length, -1), v)
+  return jnp.swapaxes(out.reshape(batch, heads, length, head_dim), 1, 2)
 
 
 class MultiHeadAttention(nn.Module):

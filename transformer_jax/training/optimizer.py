@@ -13,9 +13,22 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
       decay_steps=config.decay_steps, end_value=config.end_learning_rate)
 
 
+_NEVER_DECAYED = ("bias", "scale")
+
+
+def _name(path) -> str:
+  """The parameter's own name: its last dict key (boxed params end in `.value`)."""
+  keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+  return keys[-1] if keys else ""
+
+
 def decay_mask(params) -> dict:
-  """Weight decay on matrices and embeddings only; never on biases or norm scales."""
-  return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+  """Weight decay on matrices and embeddings only; never on biases or norm scales.
+
+  Rank alone is not enough: attention biases are [heads, head_dim].
+  """
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p.ndim >= 2 and _name(path) not in _NEVER_DECAYED, params)
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:

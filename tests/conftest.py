@@ -1,0 +1,90 @@
+"""Shared helpers: run launch.py in a subprocess, read its metrics, share finished runs.
+
+Subprocess runs set XLA_FLAGS themselves, so the number of emulated CPU devices
+is explicit in every test. Runs that several tests need (`tiny_run`,
+`reference_run`) happen once per session; tests that change a workdir copy it
+first with `copy_workdir`.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import NamedTuple
+
+import pytest
+
+from transformer_jax.training.metrics_writer import read_metrics
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SIGNAL_AT_STEP = pathlib.Path(__file__).resolve().parent / "signal_at_step.py"
+TRACEBACK = "Traceback (most recent call last)"
+
+# Every step logged, an evaluation and a checkpoint every 10 steps, dropout on (so
+# resumes and sharding must get the dropout keys right too), no sampling.
+REFERENCE_FLAGS = ("--config=configs/clm.py:tiny", "--config.train.num_steps=40",
+                   "--config.model.dropout_rate=0.1",
+                   "--config.train.log_every_steps=1", "--config.train.eval_every_steps=10",
+                   "--config.train.checkpoint_every_steps=10",
+                   "--config.decode.max_new_tokens=0")
+
+
+class Run(NamedTuple):
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
+               signal_at_step: tuple[str, int] | None = None) -> Run:
+  """`python launch.py FLAGS` from the repository root on `devices` emulated CPU devices.
+
+  signal_at_step=('SIGTERM', 13): the process signals itself when the training
+  loop asks for the batch of step 13 (see signal_at_step.py).
+  """
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["JAX_PLATFORMS"] = "cpu"
+  command = [sys.executable, str(REPO / "launch.py")]
+  if signal_at_step is not None:
+    name, step = signal_at_step
+    command = [sys.executable, str(SIGNAL_AT_STEP), name, str(step)]
+  completed = subprocess.run(command + list(flags), cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=timeout, check=False)
+  return Run(completed.returncode, completed.stdout, completed.stderr)
+
+
+def last_line(text: str) -> str:
+  lines = [line for line in text.splitlines() if line.strip()]
+  return lines[-1] if lines else ""
+
+
+def by_step(workdir, key: str) -> dict[int, float]:
+  """{step: value} of `key` from metrics.jsonl; the last record wins (resumes re-log)."""
+  return {r["step"]: r[key] for r in read_metrics(str(workdir)) if key in r}
+
+
+def copy_workdir(source, target) -> pathlib.Path:
+  """A private copy of a shared run's workdir (mtimes kept)."""
+  shutil.copytree(source, target)
+  return pathlib.Path(target)
+
+
+def _finished_run(factory, name: str, flags: tuple[str, ...]) -> pathlib.Path:
+  workdir = factory.mktemp(name) / "workdir"
+  result = run_launch(*flags, f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> pathlib.Path:
+  """Workdir of the plain tiny preset: 20 steps, checkpoints 10 and 20, a sample. Read-only."""
+  return _finished_run(tmp_path_factory, "tiny_run", ("--config=configs/clm.py:tiny",))
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> pathlib.Path:
+  """Workdir of REFERENCE_FLAGS on one device, run without interruption. Read-only."""
+  return _finished_run(tmp_path_factory, "reference_run", REFERENCE_FLAGS)

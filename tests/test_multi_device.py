@@ -1,0 +1,52 @@
+"""Data parallelism changes nothing but speed: 1 == 2 == 4 emulated CPU devices.
+
+The loss is a mean over the global batch whatever the split, and dropout keys do
+not depend on the layout, so the logged losses agree up to float reassociation.
+These runs double as the regression test for a rendezvous deadlock: several CPU
+devices on a 2-core machine have hung XLA collectives before, so every run must
+finish within a timeout (subprocess.TimeoutExpired fails the test). 40 steps with
+an evaluation every 10 give a hang many chances to show.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REFERENCE_FLAGS, by_step, last_line, run_launch
+
+TIMEOUT_SECONDS = 120
+
+
+def _mesh_shapes(workdir) -> set[tuple[int, ...]]:
+  """Device-mesh shapes recorded in the final checkpoint (orbax's `_sharding` file)."""
+  entries = json.loads((workdir / "checkpoints" / "40" / "state" / "_sharding").read_text())
+  return {tuple(json.loads(entry)["shape"]) for entry in entries.values()}
+
+
+@pytest.mark.parametrize("devices", [2, 4])
+def test_devices_match_one_device(tmp_path, reference_run, devices):
+  workdir = tmp_path / "workdir"
+  result = run_launch(*REFERENCE_FLAGS, f"--workdir={workdir}", devices=devices,
+                      timeout=TIMEOUT_SECONDS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for key in ("train_loss", "eval_loss"):
+    expected = by_step(reference_run, key)
+    actual = by_step(workdir, key)
+    assert sorted(actual) == sorted(expected), key
+    steps = sorted(expected)
+    np.testing.assert_allclose([actual[s] for s in steps], [expected[s] for s in steps],
+                               rtol=1e-5, err_msg=key)
+  assert len(by_step(workdir, "train_loss")) == 40
+  # The run really was data-parallel over `devices`, and the reference was not.
+  assert _mesh_shapes(workdir) == {(devices,)}
+  assert _mesh_shapes(reference_run) == {(1,)}
+
+
+def test_batch_size_not_divisible_by_devices_is_one_line(tmp_path):
+  result = run_launch("--config=configs/clm.py:tiny", "--config.train.batch_size=6",
+                      f"--workdir={tmp_path / 'workdir'}", devices=4, timeout=TIMEOUT_SECONDS)
+  assert result.returncode != 0
+  assert result.stderr.strip() == last_line(result.stderr) == (
+      "error: config.train.batch_size: 6 is not divisible by the 4 data-parallel devices")
+  assert not (tmp_path / "workdir" / "checkpoints").exists()
