@@ -55,6 +55,7 @@ def _base() -> ml_collections.ConfigDict:
   config.train.eval_every_steps = 250
   config.train.checkpoint_every_steps = 500
   config.train.keep_checkpoints = 3
+  config.train.steps_per_call = 1
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20
@@ -82,6 +83,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   if preset in ("default", "baby"):
     # Sized for a 2-core CPU: one single-threaded device per core is ~1.7x faster.
     config.mesh.num_cpu_devices = 2
+    config.train.steps_per_call = 10
   if preset == "default":
     config.model.num_layers = 4
     config.model.num_heads = 4

@@ -59,6 +59,9 @@ class TrainConfig:
   eval_every_steps: int
   checkpoint_every_steps: int
   keep_checkpoints: int
+  # Optimizer steps per jitted call (a lax.scan); 1 is one step per call. Only
+  # speed changes: batches, keys and updates are the same step by step.
+  steps_per_call: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _check_model(m: ModelConfig) -> None:
 
 def _check_train(t: TrainConfig) -> None:
   for field in ("num_steps", "batch_size", "log_every_steps", "eval_every_steps",
-                "checkpoint_every_steps", "keep_checkpoints"):
+                "checkpoint_every_steps", "keep_checkpoints", "steps_per_call"):
     _require(getattr(t, field) > 0, f"train.{field}", "must be positive")
   _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
   _require(0 <= t.end_learning_rate <= t.learning_rate, "train.end_learning_rate",

@@ -1,10 +1,11 @@
 """Times the train step of a `configs/clm.py` preset: tokens/s, MFU, input time per step.
 
-  python experiments/benchmarks/train_step.py                 # baby preset, 1 and 2 CPU devices
-  python experiments/benchmarks/train_step.py --preset=default --devices=2
+  python experiments/benchmarks/train_step.py            # baby preset: 1x1, 2x1, 2x10
+  python experiments/benchmarks/train_step.py --preset=default --settings=2x10
 
-Each device setting runs in its own process (JAX fixes the device count at start-up).
-The first setting is the baseline for the printed ratios. Model FLOPs per token
+A setting is DEVICESxSTEPS_PER_CALL (CPU devices, `train.steps_per_call`); each runs
+in its own process, as JAX fixes the device count at start-up. The first setting is
+the baseline for the printed ratios. Model FLOPs per token
 are counted as nanoGPT does, 6N + 12·L·H·Q·T (N parameters without the position
 embedding, Q head dim, T context); MFU divides by the peak of a large float32
 matmul measured in the same process on all devices at once.
@@ -45,11 +46,12 @@ def flops_per_token(model_cfg, num_params: int) -> float:
           * model_cfg.head_dim * model_cfg.max_length)
 
 
-def run_one(preset: str, num_steps: int) -> dict:
+def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
   """Runs in a child process whose CPU device count is already configured."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
   from configs import clm  # pylint: disable=import-outside-toplevel
   from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
@@ -78,27 +80,29 @@ def run_one(preset: str, num_steps: int) -> dict:
   synchronous = mesh.devices.size > 1  # As the training loop does on CPU.
   t = cfg.train
 
-  def timed(count: int, first_step: int):
+  def timed(num_calls: int, first_step: int):
     nonlocal state
     input_seconds, start = 0.0, time.perf_counter()
-    for step in range(first_step, first_step + count):
+    for call in range(num_calls):
       input_start = time.perf_counter()
-      batch = partitioning.put_batch(
-          lm_batches.batch_at(split.train, t.seed, step, t.batch_size, model_cfg.max_length),
-          mesh)
+      rows = [lm_batches.batch_at(split.train, t.seed, first_step + call * k + i, t.batch_size,
+                                  model_cfg.max_length) for i in range(k)]
+      batches = partitioning.put_batch({name: np.stack([r[name] for r in rows]) for name in rows[0]},
+                                       mesh, stacked=True)
       input_seconds += time.perf_counter() - input_start
-      state, metrics = train_step(state, batch, key)
+      state, metrics = train_step(state, batches, key)
       if synchronous:
         jax.block_until_ready(metrics)
     jax.block_until_ready(metrics)
-    return (time.perf_counter() - start) / count, input_seconds / count
+    return (time.perf_counter() - start) / (num_calls * k), input_seconds / (num_calls * k)
 
-  timed(5, 0)  # Compile and warm up.
-  seconds_per_step, input_seconds = timed(num_steps, 5)
+  k = steps_per_call
+  timed(2, 0)  # Compile and warm up.
+  seconds_per_step, input_seconds = timed(max(num_steps // k, 1), 2 * k)
   tokens_per_step = t.batch_size * model_cfg.max_length
   peak = measure_matmul_peak(list(mesh.devices.flat))
   model_flops = flops_per_token(model_cfg, num_params) * tokens_per_step / seconds_per_step
-  return {"devices": int(mesh.devices.size), "parameters": int(num_params),
+  return {"devices": int(mesh.devices.size), "steps_per_call": k, "parameters": int(num_params),
           "milliseconds_per_step": 1000 * seconds_per_step,
           "input_milliseconds_per_step": 1000 * input_seconds,
           "tokens_per_second": tokens_per_step / seconds_per_step,
@@ -109,30 +113,32 @@ def run_one(preset: str, num_steps: int) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--preset", default="baby")
-  parser.add_argument("--devices", default="1,2", help="comma-separated CPU device counts")
+  parser.add_argument("--settings", default="1x1,2x1,2x10",
+                      help="comma-separated DEVICESxSTEPS_PER_CALL; the first is the baseline")
   parser.add_argument("--num_steps", type=int, default=100)
-  parser.add_argument("--child_devices", type=int, help=argparse.SUPPRESS)
+  parser.add_argument("--child", help=argparse.SUPPRESS)
   args = parser.parse_args()
-  if args.child_devices is not None:
+  if args.child is not None:
+    devices, steps_per_call = (int(x) for x in args.child.split("x"))
     import jax  # pylint: disable=import-outside-toplevel
-    jax.config.update("jax_num_cpu_devices", args.child_devices)
-    print(json.dumps(run_one(args.preset, args.num_steps)))
+    jax.config.update("jax_num_cpu_devices", devices)
+    print(json.dumps(run_one(args.preset, args.num_steps, steps_per_call)))
     return
   results = []
-  for count in [int(d) for d in args.devices.split(",")]:
+  for setting in args.settings.split(","):
     output = subprocess.run(
         [sys.executable, __file__, f"--preset={args.preset}", f"--num_steps={args.num_steps}",
-         f"--child_devices={count}"], check=True, capture_output=True, text=True).stdout
+         f"--child={setting}"], check=True, capture_output=True, text=True).stdout
     results.append(json.loads(output.strip().splitlines()[-1]))
   baseline = results[0]
   print(f"train step, configs/clm.py:{args.preset}, {baseline['parameters']:,} parameters, "
         f"jax {baseline['jax']}, {os.cpu_count()} CPUs")
-  print(f"{'devices':>7} {'ms/step':>8} {'input ms':>8} {'tokens/s':>9} {'peak GF/s':>9} "
+  print(f"{'devices':>7} {'steps/call':>10} {'ms/step':>8} {'input ms':>8} {'tokens/s':>9} {'peak GF/s':>9} "
         f"{'MFU':>6} {'vs first':>8} {'vs nanoGPT':>10}")
   for r in results:
     nanogpt = (f"{r['tokens_per_second'] / NANOGPT_BABY_TOKENS_PER_SECOND:9.2f}x"
                if args.preset == "baby" else f"{'-':>10}")
-    print(f"{r['devices']:>7} {r['milliseconds_per_step']:8.2f} "
+    print(f"{r['devices']:>7} {r['steps_per_call']:>10} {r['milliseconds_per_step']:8.2f} "
           f"{r['input_milliseconds_per_step']:8.3f} {r['tokens_per_second']:9,.0f} "
           f"{r['matmul_peak_gflops']:9.1f} {r['mfu']:6.1%} "
           f"{r['tokens_per_second'] / baseline['tokens_per_second']:7.2f}x {nanogpt}")

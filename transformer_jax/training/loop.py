@@ -87,6 +87,17 @@ class Trainer:
                                       self.config.seed)
     return state
 
+  def _steps_in_next_call(self, step: int) -> int:
+    """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
+
+    Calls end at multiples of steps_per_call, so a resumed run groups its steps
+    exactly as the uninterrupted run does.
+    """
+    c = self.config
+    periods = (c.steps_per_call, c.log_every_steps, c.eval_every_steps,
+               c.checkpoint_every_steps)
+    return min([(step // p + 1) * p for p in periods] + [c.num_steps]) - step
+
   def evaluate(self, params, eval_batches: Iterable[dict]) -> dict[str, float]:
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
     return self.objective.summarize(steps.evaluate(eval_step, params, eval_batches, self.mesh))
@@ -105,30 +116,37 @@ class Trainer:
     pending: list[dict] = []
     interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
     seconds_per_step: Optional[float] = None
-    compiled, timed_steps = False, 0
+    compiled, timed_steps = False, 0  # Steps timed since the last log line.
+    loop_start, first_step = time.perf_counter(), step
     interrupted = False
     with _StopRequest() as stop:
       while step < c.num_steps:
+        count = self._steps_in_next_call(step)
         input_start = time.perf_counter()
-        batch = partitioning.put_batch(batch_at(step), self.mesh)
+        rows = [batch_at(s) for s in range(step, step + count)]
+        batches = partitioning.put_batch(
+            {k: np.stack([r[k] for r in rows]) for k in rows[0]}, self.mesh, stacked=True)
         input_seconds += time.perf_counter() - input_start
-        state, metrics = train_step(state, batch, dropout_key)
-        if self.synchronous or not timed_steps and not compiled:
+        state, metrics = train_step(state, batches, dropout_key)
+        if self.synchronous or not compiled:
           jax.block_until_ready(metrics)
         pending.append(metrics)
-        step += 1
+        step += count
         if compiled:
-          timed_steps += 1
-        else:  # The first step compiles; keep it out of tokens/s and the ETA.
+          timed_steps += count
+        else:  # The first call compiles; keep it out of tokens/s and the ETA.
           compiled = True
           interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
         if step % c.log_every_steps == 0 or step == c.num_steps:
           fetched = jax.device_get(pending)
           elapsed = time.perf_counter() - interval_start - excluded_seconds
-          seconds_per_step = elapsed / max(timed_steps, 1)
+          if timed_steps:
+            seconds_per_step = elapsed / timed_steps
+          else:  # Only the compiling call so far: an honest, if pessimistic, figure.
+            seconds_per_step = (time.perf_counter() - loop_start) / (step - first_step)
           record = {
-              "train_loss": float(np.mean([m["train_loss"] for m in fetched])),
-              "train_grad_norm": float(np.mean([m["grad_norm"] for m in fetched])),
+              "train_loss": float(np.mean(np.concatenate([m["train_loss"] for m in fetched]))),
+              "train_grad_norm": float(np.mean(np.concatenate([m["grad_norm"] for m in fetched]))),
               "learning_rate": float(self.schedule(step - 1)),
               "tokens_per_second": tokens_per_step / seconds_per_step,
               "input_milliseconds_per_step": 1000 * input_seconds / max(timed_steps, 1),

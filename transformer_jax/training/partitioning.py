@@ -52,13 +52,21 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """[k, B, ...]: the batches of k steps, each split over 'data' along B."""
+  return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS))
+
+
 def logical_shardings(boxed_tree, mesh: Mesh):
   """Shardings for a tree of `nn.LogicallyPartitioned` values (or their shapes)."""
   specs = nn.get_partition_spec(boxed_tree)
   return nn.logical_to_mesh_sharding(specs, mesh, LOGICAL_AXIS_RULES)
 
 
-def put_batch(batch: dict, mesh: Mesh) -> dict:
-  """Host numpy rows of this process -> global jax.Arrays sharded over 'data'."""
-  sharding = batch_sharding(mesh)
+def put_batch(batch: dict, mesh: Mesh, stacked: bool = False) -> dict:
+  """Host numpy rows of this process -> global jax.Arrays sharded over 'data'.
+
+  stacked: leaves are [k, B/P, ...] (k steps' batches) rather than [B/P, ...].
+  """
+  sharding = stacked_batch_sharding(mesh) if stacked else batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

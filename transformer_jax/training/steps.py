@@ -19,9 +19,15 @@ from transformer_jax.training.train_state import TrainState
 
 def make_train_step(objective, optimizer: optax.GradientTransformation, state_shardings,
                     mesh: Mesh):
-  """Returns step(state, batch, dropout_key) -> (state, metrics), one jit."""
+  """Returns steps(state, batches, dropout_key) -> (state, metrics), one jit.
 
-  def step(state: TrainState, batch, dropout_key):
+  batches: each leaf [k, B, ...], the batches of k consecutive steps; metrics:
+  each leaf [k]. The k updates run in a `lax.scan` inside one call, which saves
+  the per-call dispatch and, where collectives force waiting for each call, the
+  synchronisation: about 3 ms of a 37 ms step for `clm.py:baby` on 2 CPU cores.
+  """
+
+  def one_step(state: TrainState, batch, dropout_key):
     # A fresh key per step that depends only on (seed, step): resumes are exact.
     rng = jax.random.fold_in(dropout_key, state.step)
     grad_fn = jax.value_and_grad(objective.train_loss, has_aux=True)
@@ -31,9 +37,13 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
     metrics = {"train_loss": loss, "grad_norm": optax.global_norm(grads)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
+  def steps(state: TrainState, batches, dropout_key):
+    return jax.lax.scan(lambda s, batch: one_step(s, batch, dropout_key), state, batches)
+
   replicated = partitioning.replicated(mesh)
-  return jax.jit(step,
-                 in_shardings=(state_shardings, partitioning.batch_sharding(mesh), replicated),
+  return jax.jit(steps,
+                 in_shardings=(state_shardings, partitioning.stacked_batch_sharding(mesh),
+                               replicated),
                  out_shardings=(state_shardings, replicated),
                  donate_argnums=(0,))
 
