@@ -85,15 +85,16 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     config.mesh.num_cpu_devices = 2
     config.train.steps_per_call = 10
   if preset == "default":
-    config.model.num_layers = 4
-    config.model.num_heads = 4
-    config.model.model_dim = 192
-    config.model.mlp_dim = 4 * 192
     config.model.max_length = 128
-    config.train.batch_size = 24
-    config.train.num_steps = 3000
+    config.train.batch_size = 16
+    config.train.num_steps = 5000
     config.train.learning_rate = 2e-3
+    config.train.end_learning_rate = 2e-4
+    config.train.warmup_steps = 200
+    config.train.log_every_steps = 100
     config.train.eval_every_steps = 500
+    config.train.checkpoint_every_steps = 1000
+    config.eval.num_batches = 50
   elif preset == "shakespeare":
     config.model.num_layers = 6
     config.model.num_heads = 6

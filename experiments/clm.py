@@ -140,8 +140,10 @@ def train(cfg: ExperimentConfig, workdir: str) -> None:
       tokens_per_step=t.batch_size * length)
   if result.interrupted:
     return
-  logging.info("final eval_loss %.4f (eval_perplexity %.2f)",
-               result.last_eval["eval_loss"], result.last_eval["eval_perplexity"])
+  final = result.last_eval or task.trainer.evaluate(result.state.params, _eval_batches(task))
+  logging.info("step %d: eval_loss %.4f (eval_perplexity %.2f)%s", int(result.state.step),
+               final["eval_loss"], final["eval_perplexity"],
+               "" if result.last_eval else "; already trained to train.num_steps")
   if task.cfg.decode.max_new_tokens:
     _record_sample(workdir, int(result.state.step),
                    sample_text(task, result.state.params, task.cfg.decode.prompt))
