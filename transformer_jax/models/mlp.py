@@ -19,7 +19,7 @@ class Mlp(nn.Module):
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
     h = Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
                    dtype=self.dtype, name="input")(x)
-    h = nn.gelu(h, approximate=True)  # GPT-2's tanh form.
+    h = nn.gelu(h, approximate=False)  # Exact (erf) GELU, as nanoGPT uses.
     h = Projection((x.shape[-1],), ("mlp", "embed"), use_bias=self.use_bias, dtype=self.dtype,
                    init_stddev=self.output_init_stddev, name="output")(h)
     return nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
