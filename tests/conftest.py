@@ -55,6 +55,18 @@ def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
   return Run(completed.returncode, completed.stdout, completed.stderr)
 
 
+def init_decoder(config, seed: int = 0):
+  """(Decoder(config), its initial params): for tests that run the model in-process."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from transformer_jax.models.decoder import Decoder  # pylint: disable=import-outside-toplevel
+  model = Decoder(config)
+  example = jnp.zeros((1, config.max_length), jnp.int32)
+  params = jax.jit(lambda key: model.init(key, example, deterministic=True)["params"])(
+      jax.random.key(seed))
+  return model, params
+
+
 def last_line(text: str) -> str:
   lines = [line for line in text.splitlines() if line.strip()]
   return lines[-1] if lines else ""

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import init_decoder
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models.attention import causal_mask, segment_mask
-from transformer_jax.models.decoder import Decoder
 
 CONFIG = ModelConfig(num_layers=2, num_heads=2, model_dim=16, mlp_dim=32, max_length=8,
                      dropout_rate=0.0, use_bias=True, dtype="float32", vocab_size=11)
@@ -15,9 +15,7 @@ CONFIG = ModelConfig(num_layers=2, num_heads=2, model_dim=16, mlp_dim=32, max_le
 
 @pytest.fixture(scope="module")
 def model_and_params():
-  model = Decoder(CONFIG)
-  params = jax.jit(lambda key: model.init(key, jnp.zeros((1, 8), jnp.int32),
-                                          deterministic=True)["params"])(jax.random.key(0))
+  model, params = init_decoder(CONFIG)
   apply = jax.jit(lambda params, tokens, **kwargs: model.apply(
       {"params": params}, tokens, deterministic=True, **kwargs))
   return apply, params

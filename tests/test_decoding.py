@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import init_decoder
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.decoding import generate, samplers
-from transformer_jax.models.decoder import Decoder
 
 LOGITS = jnp.array([[1.0, 5.0, 3.0, 4.0, 2.0],
                     [0.5, -1.0, 2.5, 2.0, 0.0]])
@@ -80,9 +80,7 @@ MODEL = ModelConfig(num_layers=1, num_heads=2, model_dim=16, mlp_dim=32, max_len
 
 @pytest.fixture(scope="module")
 def apply_logits():
-  model = Decoder(MODEL)
-  params = jax.jit(lambda key: model.init(key, jnp.zeros((1, 4), jnp.int32),
-                                          deterministic=True)["params"])(jax.random.key(3))
+  model, params = init_decoder(MODEL, seed=3)
   return jax.jit(lambda tokens: model.apply({"params": params}, tokens, deterministic=True))
 
 
