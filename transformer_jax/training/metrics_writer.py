@@ -3,7 +3,9 @@
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Optional
+
+import jax
 
 FILE_NAME = "metrics.jsonl"
 
@@ -15,17 +17,28 @@ def _json_value(value: Any) -> Any:
 
 
 class MetricsWriter:
-  """Appends to the workdir's metrics; a resumed run continues the same files."""
+  """Appends to the workdir's metrics; a resumed run continues the same files.
 
-  def __init__(self, workdir: str, enable_tensorboard: bool = True):
+  In a multi-host run only process 0 writes (`is_writer`); the others' writes
+  are no-ops, so a shared workdir gets each record once.
+  """
+
+  def __init__(self, workdir: str, enable_tensorboard: bool = True,
+               is_writer: Optional[bool] = None):
     self.path = os.path.join(workdir, FILE_NAME)
+    self._file, self._tensorboard = None, None
+    if is_writer is None:
+      is_writer = jax.process_index() == 0
+    if not is_writer:
+      return
     self._file = open(self.path, "a", encoding="utf-8")
-    self._tensorboard = None
     if enable_tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
       self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:
+    if self._file is None:
+      return
     record = {"step": int(step), **{k: _json_value(v) for k, v in metrics.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
@@ -35,7 +48,8 @@ class MetricsWriter:
           self._tensorboard.add_scalar(name, value, step)
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._tensorboard is not None:
       self._tensorboard.close()
 
