@@ -33,7 +33,20 @@ def _base() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)
+  config.data.format = "text"
+  config.data.text_field = "text"
+  config.data.target_path = ""
+  config.data.invalid_utf8 = "fail"
+  config.data.unicode_normalization = "none"
+  config.data.remove_control_characters = False
+  config.data.normalize_whitespace = False
+  config.data.tokenizer = "char"
+  config.data.vocab_size = 0
+  config.data.tokenizer_path = ""
+  config.data.packing = "stream"
+  config.data.chunk_overlap = 0
   config.data.validation_fraction = 0.1
+  config.data.test_fraction = 0.0
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 2000
@@ -60,6 +73,7 @@ def _base() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20
   config.eval.batch_size = config.train.get_ref("batch_size") * 1  # See decay_steps.
+  config.eval.stride = 0
 
   config.decode = ml_collections.ConfigDict()
   config.decode.strategy = "sample"

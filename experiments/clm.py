@@ -90,7 +90,7 @@ def _eval_batches(task: Task):
 
 def _restored_state(task: Task, workdir: str):
   restored = task.trainer.checkpointer.restore_latest(
-      task.trainer.abstract_state, task.trainer.metadata["model"])
+      task.trainer.abstract_state, task.trainer.metadata)
   if restored is None:
     raise CheckpointError(f"no checkpoint in {task.trainer.checkpointer.directory}: "
                           "train first (--mode=train)")

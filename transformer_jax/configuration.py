@@ -37,8 +37,22 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  path: str
+  """Where text comes from, how it is cleaned, tokenized and cut into rows."""
+  path: str  # A file, a glob or a comma-separated list; ignored for python_stdlib.
+  format: str  # text, jsonl, tsv, aligned, python_stdlib.
+  text_field: str  # jsonl: the field holding a document's text.
+  target_path: str  # aligned: the file of targets, line by line with `path`.
+  invalid_utf8: str  # fail (naming file and byte offset) or replace (and count).
+  unicode_normalization: str  # none, NFC, NFKC.
+  remove_control_characters: bool
+  normalize_whitespace: bool
+  tokenizer: str  # char or bpe.
+  vocab_size: int  # bpe: the vocabulary to train; char: unused (0).
+  tokenizer_path: str  # An existing tokenizer file to load instead of training one.
+  packing: str  # stream (one token stream, random windows) or documents (packed rows).
+  chunk_overlap: int  # documents: tokens shared by consecutive chunks of a long document.
   validation_fraction: float
+  test_fraction: float  # documents: share of documents held out for testing.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +82,7 @@ class TrainConfig:
 class EvalConfig:
   num_batches: int
   batch_size: int
+  stride: int  # --mode=eval: >0 scores the whole validation text in windows moved by stride.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +127,10 @@ _DERIVED_FIELDS = {("model", "vocab_size")}
 EXPERIMENTS = ("clm",)
 DECODE_STRATEGIES = ("greedy", "sample")
 DTYPES = ("float32", "bfloat16", "float16")
+DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
+TOKENIZERS = ("char", "bpe")
+PACKINGS = ("stream", "documents")
+NORMALIZATIONS = ("none", "NFC", "NFKC")
 
 
 def _convert(name: str, value: Any, annotation: Any) -> Any:
@@ -170,10 +189,30 @@ def _check_train(t: TrainConfig) -> None:
   _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
 
 
-def _check_rest(cfg: ExperimentConfig) -> None:
-  d, e, s = cfg.data, cfg.eval, cfg.decode
-  _require(bool(d.path), "data.path", "must name a file")
+def _check_data(d: DataConfig, max_length: int) -> None:
+  for field, choices in (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
+                         ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
+                         ("invalid_utf8", ("fail", "replace"))):
+    _require(getattr(d, field) in choices, f"data.{field}",
+             f"must be one of {choices}, got {getattr(d, field)!r}")
+  _require(bool(d.path) or d.format == "python_stdlib", "data.path", "must name a file")
+  _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
+           "must name the target file of an aligned corpus")
+  _require(d.tokenizer != "bpe" or d.vocab_size > 0 or bool(d.tokenizer_path),
+           "data.vocab_size", "must be positive to train a bpe tokenizer")
+  _require(d.vocab_size >= 0, "data.vocab_size", "must be >= 0")
+  _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
+           f"must be in [0, model.max_length={max_length})")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
+  _require(0 <= d.test_fraction < 1 - d.validation_fraction, "data.test_fraction",
+           "must be >= 0 and leave data for training")
+
+
+def _check_rest(cfg: ExperimentConfig) -> None:
+  e, s = cfg.eval, cfg.decode
+  _check_data(cfg.data, cfg.model.max_length)
+  _require(0 <= e.stride <= cfg.model.max_length, "eval.stride",
+           f"must be in [0, model.max_length={cfg.model.max_length}]")
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
   _require(s.strategy in DECODE_STRATEGIES, "decode.strategy",

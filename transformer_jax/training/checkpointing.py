@@ -24,9 +24,21 @@ UNREADABLE_DIRECTORY = "checkpoints_unreadable"
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-  keys = sorted(set(saved) | set(current))
-  return [f"model.{k}={saved.get(k)!r} in the checkpoint but {current.get(k)!r} in the config"
-          for k in keys if saved.get(k) != current.get(k)]
+  """Readable differences between saved and current metadata, section by section.
+
+  Sections (e.g. 'model', 'tokenizer') are dicts compared key by key; a section
+  the checkpoint lacks (written by an older version) is not compared.
+  """
+  found = []
+  for section in sorted(current):
+    if section not in saved:
+      continue
+    old, new = saved[section], current[section]
+    for key in sorted(set(old) | set(new)):
+      if old.get(key) != new.get(key):
+        found.append(f"{section}.{key}={old.get(key)!r} in the checkpoint but "
+                     f"{new.get(key)!r} now")
+  return found
 
 
 class Checkpointer:
@@ -76,10 +88,10 @@ class Checkpointer:
                     "fell back to the previous one", step, self.directory,
                     type(error).__name__, reason, self._move_aside(step))
 
-  def restore_latest(self, abstract_state, model_metadata: dict[str, Any]):
+  def restore_latest(self, abstract_state, expected_metadata: dict[str, Any]):
     """Restores the newest readable checkpoint. Returns (state, metadata) or None.
 
-    Raises CheckpointError if the checkpoint's model differs from `model_metadata`
+    Raises CheckpointError if the checkpoint's metadata differs from `expected_metadata`
     or if checkpoints exist but none can be read.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
@@ -90,10 +102,10 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         self._skip_unreadable(step, e)
         continue
-      differences = _differences(metadata.get("model", {}), model_metadata)
+      differences = _differences(metadata, expected_metadata)
       if differences:
         raise CheckpointError(
-            f"{self.directory} holds step {step} of another model: {differences[0]}; "
+            f"{self.directory} holds step {step} of another run: {differences[0]}; "
             "use another --workdir or the original config")
       try:
         state = self._manager.restore(step, args=ocp.args.Composite(

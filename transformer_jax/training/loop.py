@@ -78,7 +78,7 @@ class Trainer:
 
   def restore_or_init(self):
     """Latest readable checkpoint, else a fresh state. Raises CheckpointError on mismatch."""
-    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata["model"])
+    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata)
     if restored is not None:
       state, _ = restored
       logging.info("resumed from %s at step %d", self.checkpointer.directory, int(state.step))
