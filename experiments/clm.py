@@ -1,4 +1,4 @@
-"""Causal LM task: a character-level GPT on one text corpus. Composes the library.
+"""Causal LM task: a GPT on any `data.*` corpus (char or BPE, stream or packed documents).
 
 Modes: `train` (resumes from the workdir's latest checkpoint, evaluates, then
 samples), `eval` (validation loss and perplexity of the latest checkpoint) and
@@ -19,8 +19,7 @@ from absl import logging
 
 from transformer_jax import configuration
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import lm_batches, text_files
-from transformer_jax.data.char_tokenizer import CharTokenizer
+from transformer_jax.data import chunking, lm_data
 from transformer_jax.decoding import generate, samplers
 from transformer_jax.errors import CheckpointError, DataError
 from transformer_jax.models.decoder import Decoder
@@ -37,64 +36,57 @@ CONFIG_FILE = "config.json"
 class Task:
   """Everything the modes share, built once from the config and the workdir."""
   cfg: ExperimentConfig
-  tokenizer: CharTokenizer
+  tokenizer: lm_data.Tokenizer
   model: Decoder
-  split: Optional[lm_batches.Split]
+  data: Optional[lm_data.LmData]  # None when sampling: only the tokenizer is needed.
   trainer: Trainer
 
 
-def _tokenizer(cfg: ExperimentConfig, workdir: str, text: Optional[str]) -> CharTokenizer:
-  """The workdir's vocabulary if it has one (resume, eval, sample), else built from text."""
-  if os.path.exists(os.path.join(workdir, "vocabulary.json")):
-    return CharTokenizer.load(workdir)
-  if text is None:
-    raise CheckpointError(f"{workdir} has no vocabulary.json: train a model there first")
-  return CharTokenizer.from_text(text)
-
-
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> Task:
-  text = text_files.read_text(cfg.data.path) if need_data else None
-  tokenizer = _tokenizer(cfg, workdir, text)
+  if need_data:
+    data = lm_data.build(cfg, workdir)
+    tokenizer = data.tokenizer
+  else:
+    data, path = None, lm_data.tokenizer_path(workdir, cfg.data.tokenizer)
+    if not os.path.exists(path):
+      raise CheckpointError(f"{workdir} has no {os.path.basename(path)}: "
+                            "train a model there first")
+    tokenizer = lm_data.load_tokenizer(cfg.data.tokenizer, path)
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
   cfg = dataclasses.replace(cfg, model=model_cfg)
-  split = None
-  if text is not None:
-    split = lm_batches.split_stream(tokenizer.encode(text), cfg.data.validation_fraction,
-                                    model_cfg.max_length)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
-  os.makedirs(workdir, exist_ok=True)  # Only once the data and config have been checked.
   if cfg.eval.batch_size % mesh.devices.size:
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
         f"{mesh.devices.size} data-parallel devices")
+  os.makedirs(workdir, exist_ok=True)  # Only once the data and config have been checked.
   model = Decoder(model_cfg)
   example = jnp.zeros((1, model_cfg.max_length), jnp.int32)
   init_params = lambda key: model.init(key, example, deterministic=True)["params"]
+  metadata = {"model": dataclasses.asdict(model_cfg),
+              "tokenizer": lm_data.tokenizer_fingerprint(tokenizer)}
   trainer = Trainer(objective=CausalLmObjective(model), init_params=init_params,
-                    config=cfg.train, mesh=mesh, workdir=workdir,
-                    checkpoint_metadata={"model": dataclasses.asdict(model_cfg)})
-  return Task(cfg, tokenizer, model, split, trainer)
+                    config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata)
+  return Task(cfg, tokenizer, model, data, trainer)
 
 
-def _rows(tokens: np.ndarray, seed: int, step: int, batch_size: int, length: int) -> dict:
-  return lm_batches.batch_at(tokens, seed, step, batch_size, length,
-                             jax.process_index(), jax.process_count())
+def _restore(task: Task):
+  """Latest checkpoint or None; a mismatch names the tokenizer file when one was given."""
+  try:
+    return task.trainer.restore()
+  except CheckpointError as e:
+    if task.cfg.data.tokenizer_path and ("tokenizer." in str(e) or "vocab_size" in str(e)):
+      raise CheckpointError(f"tokenizer file {task.cfg.data.tokenizer_path} does not match "
+                            f"the checkpoint: {e}") from e
+    raise
 
 
-def _eval_batches(task: Task):
-  e, length = task.cfg.eval, task.cfg.model.max_length
-  # The same windows at every evaluation, so eval_loss curves compare like with like.
-  return (_rows(task.split.validation, task.cfg.train.seed, i, e.batch_size, length)
-          for i in range(e.num_batches))
-
-
-def _restored_state(task: Task, workdir: str):
-  restored = task.trainer.checkpointer.restore_latest(
-      task.trainer.abstract_state, task.trainer.metadata)
-  if restored is None:
+def _restored_state(task: Task):
+  state = _restore(task)
+  if state is None:
     raise CheckpointError(f"no checkpoint in {task.trainer.checkpointer.directory}: "
                           "train first (--mode=train)")
-  return restored[0]
+  return state
 
 
 def sample_text(task: Task, params, prompt: str) -> str:
@@ -128,19 +120,20 @@ def _record_sample(workdir: str, step: int, text: str) -> None:
 
 def train(cfg: ExperimentConfig, workdir: str) -> None:
   task = build_task(cfg, workdir, need_data=True)
-  state = task.trainer.restore_or_init()  # Raises before anything is written on mismatch.
-  task.tokenizer.save(workdir)
+  state = _restore(task)  # Raises before anything is written on a mismatch.
+  if state is None:
+    state = task.trainer.initial_state()
+  lm_data.save_tokenizer(task.tokenizer, workdir)
   with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
     json.dump(configuration.to_dict(task.cfg), f, indent=2)
   t, length = task.cfg.train, task.cfg.model.max_length
-  result = task.trainer.train(
-      state,
-      batch_at=lambda step: _rows(task.split.train, t.seed, step, t.batch_size, length),
-      eval_batches=lambda: _eval_batches(task),
-      tokens_per_step=t.batch_size * length)
+  result = task.trainer.train(state, batch_at=task.data.train_batch_at,
+                              eval_batches=task.data.eval_batches,
+                              tokens_per_step=t.batch_size * length)
   if result.interrupted:
     return
-  final = result.last_eval or task.trainer.evaluate(result.state.params, _eval_batches(task))
+  final = result.last_eval or task.trainer.evaluate(result.state.params,
+                                                    task.data.eval_batches())
   logging.info("step %d: eval_loss %.4f (eval_perplexity %.2f)%s", int(result.state.step),
                final["eval_loss"], final["eval_perplexity"],
                "" if result.last_eval else "; already trained to train.num_steps")
@@ -151,8 +144,14 @@ def train(cfg: ExperimentConfig, workdir: str) -> None:
 
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   task = build_task(cfg, workdir, need_data=True)
-  state = _restored_state(task, workdir)
-  metrics = task.trainer.evaluate(state.params, _eval_batches(task))
+  state = _restored_state(task)
+  if cfg.eval.stride:  # Every held-out token scored once, with up to max_length context.
+    windows = chunking.sliding_windows(task.data.validation_tokens, cfg.model.max_length,
+                                       cfg.eval.stride)
+    batches = lm_data.batches_of_rows(windows, cfg.eval.batch_size)
+    metrics = {**task.trainer.evaluate(state.params, batches), "eval_stride": cfg.eval.stride}
+  else:
+    metrics = task.trainer.evaluate(state.params, task.data.eval_batches())
   writer = MetricsWriter(workdir, enable_tensorboard=False)
   writer.write(int(state.step), metrics)
   writer.close()
@@ -164,7 +163,7 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
 
 def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str]) -> str:
   task = build_task(cfg, workdir, need_data=False)
-  state = _restored_state(task, workdir)
+  state = _restored_state(task)
   text = sample_text(task, state.params, prompt if prompt is not None else cfg.decode.prompt)
   _record_sample(workdir, int(state.step), text)
   return text

@@ -20,15 +20,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> None:
   name, at_step, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
   sys.path.insert(0, REPO)
-  from transformer_jax.data import lm_batches  # pylint: disable=import-outside-toplevel
-  batch_at = lm_batches.batch_at
-  # The training batches are the only calls with a step this large: evaluation asks
-  # for steps 0 .. eval.num_batches - 1.
-  def signalling_batch_at(tokens, seed, step, *args, **kwargs):
-    if step == at_step:
-      os.kill(os.getpid(), getattr(signal, name))
-    return batch_at(tokens, seed, step, *args, **kwargs)
-  lm_batches.batch_at = signalling_batch_at
+  from transformer_jax.data import lm_batches, row_batches  # pylint: disable=import-outside-toplevel
+  # Stream batches (lm_batches.batch_at) and packed-row batches (row_batches.rows_batch_at)
+  # both take (data, seed, step, ...). The training batches are the only calls with a
+  # step this large: stream evaluation asks for steps 0 .. eval.num_batches - 1.
+  def signalling(function):
+    def wrapper(data, seed, step, *args, **kwargs):
+      if step == at_step:
+        os.kill(os.getpid(), getattr(signal, name))
+      return function(data, seed, step, *args, **kwargs)
+    return wrapper
+  lm_batches.batch_at = signalling(lm_batches.batch_at)
+  row_batches.rows_batch_at = signalling(row_batches.rows_batch_at)
   launch = os.path.join(REPO, "launch.py")
   sys.argv = [launch] + flags
   runpy.run_path(launch, run_name="__main__")

@@ -45,7 +45,7 @@ def test_empty_data_file(tmp_path):
   path.write_text(" \n")  # Whitespace only counts as empty.
   result = run_launch(TINY, f"--config.data.path={path}", f"--workdir={tmp_path / 'w'}")
   line = _assert_one_clear_line(result, str(path))
-  assert line == f"error: data file is empty: {path}"
+  assert line == f"error: corpus is empty (no non-whitespace text): {path}"
 
 
 def test_invalid_utf8_data_file(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -13,25 +14,40 @@ FILE_NAME = "vocabulary.json"
 
 
 class CharTokenizer:
-  """Ids are the characters' ranks in sorted order, as in nanoGPT's shakespeare_char."""
+  """Ids are the characters' ranks in sorted order, as in nanoGPT's shakespeare_char.
 
-  def __init__(self, characters: list[str]):
+  Special tokens, if any, take the ids after the characters', so a vocabulary without
+  them keeps the ids it always had. `encode` never produces them (text is characters
+  only); objectives insert them with `token_id`, and `decode` writes out their text.
+  """
+
+  def __init__(self, characters: list[str], special_tokens: Sequence[str] = ()):
     if len(set(characters)) != len(characters):
       raise ValueError("duplicate characters in vocabulary")
     self.characters = list(characters)
-    self._ids = {c: i for i, c in enumerate(self.characters)}
+    self.special_tokens = tuple(special_tokens)
+    self._tokens = self.characters + list(self.special_tokens)
+    if len(set(self._tokens)) != len(self._tokens):
+      raise ValueError("special tokens repeat each other or a character")
+    self._ids = {c: i for i, c in enumerate(self._tokens)}
     # A lookup table makes encoding a million characters a single numpy gather.
     self._table = np.full(max(map(ord, self.characters)) + 1, -1, np.int32)
-    for c, i in self._ids.items():
+    for i, c in enumerate(self.characters):
       self._table[ord(c)] = i
 
   @classmethod
-  def from_text(cls, text: str) -> CharTokenizer:
-    return cls(sorted(set(text)))
+  def from_text(cls, text: str, special_tokens: Sequence[str] = ()) -> CharTokenizer:
+    return cls(sorted(set(text)), special_tokens)
 
   @property
   def vocab_size(self) -> int:
-    return len(self.characters)
+    return len(self._tokens)
+
+  def token_id(self, token: str) -> int:
+    """The id of a character or a special token such as `special_tokens.EOS`."""
+    if token not in self._ids:
+      raise DataError(f"token {token!r} is not in the vocabulary")
+    return self._ids[token]
 
   def encode(self, text: str) -> np.ndarray:
     """[N] int32 ids. Raises DataError naming the first character not in the vocabulary."""
@@ -44,12 +60,15 @@ class CharTokenizer:
     return ids.astype(np.int32)
 
   def decode(self, ids) -> str:
-    return "".join(self.characters[int(i)] for i in ids)
+    return "".join(self._tokens[int(i)] for i in ids)
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, FILE_NAME)
+    contents = {"type": "char", "characters": self.characters}
+    if self.special_tokens:  # Without them the file stays as it always was.
+      contents["special_tokens"] = list(self.special_tokens)
     with open(path, "w", encoding="utf-8") as f:
-      json.dump({"type": "char", "characters": self.characters}, f, ensure_ascii=False)
+      json.dump(contents, f, ensure_ascii=False)
     return path
 
   @classmethod
@@ -57,6 +76,7 @@ class CharTokenizer:
     path = os.path.join(directory, FILE_NAME)
     try:
       with open(path, encoding="utf-8") as f:
-        return cls(json.load(f)["characters"])
-    except (OSError, ValueError, KeyError) as e:
+        contents = json.load(f)
+      return cls(contents["characters"], contents.get("special_tokens", ()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
       raise DataError(f"cannot load vocabulary {path}: {e}") from e

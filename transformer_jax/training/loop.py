@@ -76,16 +76,23 @@ class Trainer:
     # Several CPU devices on few cores: keep one step in flight (see the tests).
     self.synchronous = jax.default_backend() == "cpu" and mesh.devices.size > 1
 
-  def restore_or_init(self):
-    """Latest readable checkpoint, else a fresh state. Raises CheckpointError on mismatch."""
+  def restore(self):
+    """The latest readable checkpoint's state, or None. Raises CheckpointError on mismatch."""
     restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata)
-    if restored is not None:
-      state, _ = restored
-      logging.info("resumed from %s at step %d", self.checkpointer.directory, int(state.step))
-      return state
+    if restored is None:
+      return None
+    state, _ = restored
+    logging.info("resumed from %s at step %d", self.checkpointer.directory, int(state.step))
+    return state
+
+  def initial_state(self):
     state, _ = train_state.init_state(self._init_params, self.optimizer, self.mesh,
                                       self.config.seed)
     return state
+
+  def restore_or_init(self):
+    restored = self.restore()
+    return restored if restored is not None else self.initial_state()
 
   def _steps_in_next_call(self, step: int) -> int:
     """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
