@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,19 +56,16 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
   sys.path.insert(0, ROOT)
   from configs import clm  # pylint: disable=import-outside-toplevel
   from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
-  from transformer_jax.data import lm_batches, text_files  # pylint: disable=import-outside-toplevel
-  from transformer_jax.data.char_tokenizer import CharTokenizer  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data import lm_data  # pylint: disable=import-outside-toplevel
   from transformer_jax.models.decoder import Decoder  # pylint: disable=import-outside-toplevel
   from transformer_jax.objectives.causal_lm import CausalLmObjective  # pylint: disable=import-outside-toplevel
   from transformer_jax.training import partitioning, steps, train_state  # pylint: disable=import-outside-toplevel
   from transformer_jax.training.optimizer import make_optimizer  # pylint: disable=import-outside-toplevel
 
   cfg = configuration.validate(clm.get_config(preset))
-  text = text_files.read_text(cfg.data.path)
-  tokenizer = CharTokenizer.from_text(text)
-  split = lm_batches.split_stream(tokenizer.encode(text), cfg.data.validation_fraction,
-                                  cfg.model.max_length)
-  model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
+  with tempfile.TemporaryDirectory() as workdir:  # A tokenizer is trained, never saved.
+    data = lm_data.build(cfg, workdir)
+  model_cfg = dataclasses.replace(cfg.model, vocab_size=data.tokenizer.vocab_size)
   model = Decoder(model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
   optimizer = make_optimizer(cfg.train)
@@ -85,8 +83,7 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
     input_seconds, start = 0.0, time.perf_counter()
     for call in range(num_calls):
       input_start = time.perf_counter()
-      rows = [lm_batches.batch_at(split.train, t.seed, first_step + call * k + i, t.batch_size,
-                                  model_cfg.max_length) for i in range(k)]
+      rows = [data.train_batch_at(first_step + call * k + i) for i in range(k)]
       batches = partitioning.put_batch({name: np.stack([r[name] for r in rows]) for name in rows[0]},
                                        mesh, stacked=True)
       input_seconds += time.perf_counter() - input_start
