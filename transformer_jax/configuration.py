@@ -9,7 +9,6 @@ the training loop only ever see the frozen dataclasses. Every problem raises a
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import Any
 
 import ml_collections
@@ -251,9 +250,3 @@ def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
   """JSON-ready view of a validated config, for the workdir and checkpoints."""
   return dataclasses.asdict(cfg)
-
-
-def model_from_dict(values: dict[str, Any]) -> ModelConfig:
-  """Rebuilds a ModelConfig saved by `to_dict`, ignoring fields it lacks."""
-  hints = typing.get_type_hints(ModelConfig)
-  return ModelConfig(**{k: v for k, v in values.items() if k in hints})

@@ -90,10 +90,6 @@ class Trainer:
                                       self.config.seed)
     return state
 
-  def restore_or_init(self):
-    restored = self.restore()
-    return restored if restored is not None else self.initial_state()
-
   def _steps_in_next_call(self, step: int) -> int:
     """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
 
