@@ -1,6 +1,7 @@
 """Special tokens in the character tokenizer: after the characters, so old ids never move."""
 
 import json
+import os
 
 import pytest
 
@@ -68,3 +69,13 @@ def test_load_of_a_broken_file_names_it(tmp_path):
   (tmp_path / FILE_NAME).write_text(json.dumps(["a", "b"]))
   with pytest.raises(DataError, match=f"^cannot load vocabulary .*{FILE_NAME}"):
     CharTokenizer.load(str(tmp_path))
+
+
+def test_a_vocabulary_file_loads_under_any_name(tmp_path):
+  from transformer_jax.data import lm_data  # pylint: disable=import-outside-toplevel
+  tokenizer = CharTokenizer.from_text("abc", special_tokens=("<pad>", "<eos>"))
+  saved = tokenizer.save(str(tmp_path))
+  renamed = tmp_path / "my_vocabulary.json"
+  os.rename(saved, renamed)
+  loaded = lm_data.load_tokenizer("char", str(renamed))
+  assert loaded.characters == ["a", "b", "c"] and loaded.token_id("<eos>") == 4

@@ -73,7 +73,11 @@ class CharTokenizer:
 
   @classmethod
   def load(cls, directory: str) -> CharTokenizer:
-    path = os.path.join(directory, FILE_NAME)
+    return cls.load_file(os.path.join(directory, FILE_NAME))
+
+  @classmethod
+  def load_file(cls, path: str) -> CharTokenizer:
+    """A vocabulary file under any name (`data.tokenizer_path`)."""
     try:
       with open(path, encoding="utf-8") as f:
         contents = json.load(f)

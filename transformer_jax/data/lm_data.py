@@ -51,7 +51,7 @@ def load_tokenizer(kind: str, path: str) -> Tokenizer:
   if not os.path.exists(path):
     raise DataError(f"tokenizer file not found: {path}")
   if kind == "char":
-    return CharTokenizer.load(os.path.dirname(os.path.abspath(path)))
+    return CharTokenizer.load_file(path)
   return BpeTokenizer.load(path)
 
 
