@@ -32,6 +32,13 @@ def _base() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.0
   config.model.use_bias = False
   config.model.dtype = "float32"
+  config.model.attention = "scaled_dot"
+  config.model.attention_impl = "plain"
+  config.model.num_kv_heads = 0
+  config.model.position = "learned"
+  config.model.norm = "layernorm"
+  config.model.norm_position = "pre"
+  config.model.activation = "gelu"
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)

@@ -27,6 +27,14 @@ class ModelConfig:
   dropout_rate: float
   use_bias: bool
   dtype: str  # Computation dtype; parameters stay float32.
+  # The defaults below are GPT-2's (with nanoGPT's exact GELU).
+  attention: str = "scaled_dot"  # Score: dot, scaled_dot or additive.
+  attention_impl: str = "plain"  # plain or fused (jax.nn.dot_product_attention).
+  num_kv_heads: int = 0  # Key/value heads: 0 = num_heads (MHA), 1 = multi-query, else grouped.
+  position: str = "learned"  # learned, sinusoidal, rope or none.
+  norm: str = "layernorm"  # layernorm or rmsnorm.
+  norm_position: str = "pre"  # pre (GPT-2) or post (the original Transformer).
+  activation: str = "gelu"  # MLP: gelu, relu or swiglu.
   vocab_size: int = 0  # 0 until the tokenizer is known.
 
   @property
@@ -169,6 +177,24 @@ def _check_model(m: ModelConfig) -> None:
            f"{m.num_heads} heads do not divide model.model_dim={m.model_dim}")
   _require(0.0 <= m.dropout_rate < 1.0, "model.dropout_rate", "must be in [0, 1)")
   _require(m.dtype in DTYPES, "model.dtype", f"must be one of {DTYPES}")
+  for field, choices in (("attention", ("dot", "scaled_dot", "additive")),
+                         ("attention_impl", ("plain", "fused")),
+                         ("position", ("learned", "sinusoidal", "rope", "none")),
+                         ("norm", ("layernorm", "rmsnorm")), ("norm_position", ("pre", "post")),
+                         ("activation", ("gelu", "relu", "swiglu"))):
+    _require(getattr(m, field) in choices, f"model.{field}",
+             f"must be one of {choices}, got {getattr(m, field)!r}")
+  _require(m.num_kv_heads >= 0 and (m.num_kv_heads == 0 or m.num_heads % m.num_kv_heads == 0),
+           "model.num_kv_heads", f"{m.num_kv_heads} kv heads do not divide "
+           f"model.num_heads={m.num_heads}")
+  _require(m.position != "rope" or m.head_dim % 2 == 0, "model.position",
+           f"rope needs an even head dimension, got {m.head_dim}")
+  _require(m.position != "sinusoidal" or m.model_dim % 2 == 0, "model.position",
+           f"sinusoidal positions need an even model.model_dim, got {m.model_dim}")
+  _require(m.attention_impl == "plain" or m.attention != "additive", "model.attention_impl",
+           "fused attention supports dot and scaled_dot scores only")
+  _require(m.attention_impl == "plain" or m.dropout_rate == 0, "model.attention_impl",
+           "fused attention applies no attention dropout; set model.dropout_rate=0")
 
 
 def _check_train(t: TrainConfig) -> None:

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from transformer_jax.models import attention_scores, initializers
 from transformer_jax.models.attention_scores import SCORES, heads_first
+from transformer_jax.models import positions as positions_lib
 from transformer_jax.models.projection import Projection
 
 IMPLEMENTATIONS = ("plain", "fused")
@@ -99,6 +100,7 @@ class MultiHeadAttention(nn.Module):
   implementation: 'plain' or 'fused' (`jax.nn.dot_product_attention`; dot-product
   scores only, no attention dropout, no returned weights).
   return_weights: return (y, weights [B, H, T, S]) instead of y; plain only.
+  rope: rotate queries and keys by their positions (RoPE) before scoring.
   """
   num_heads: int
   head_dim: int
@@ -110,11 +112,15 @@ class MultiHeadAttention(nn.Module):
   num_kv_heads: int = 0
   implementation: str = "plain"
   return_weights: bool = False
+  rope: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None, *, deterministic: bool,
-               inputs_kv: jax.Array | None = None):
-    """x [B, T, D], inputs_kv [B, S, D] or None (self-attention) -> y [B, T, D]."""
+               inputs_kv: jax.Array | None = None, positions: jax.Array | None = None):
+    """x [B, T, D], inputs_kv [B, S, D] or None (self-attention) -> y [B, T, D].
+
+    positions [B, T] (self-attention with rope): each token's position in its document.
+    """
     check_options(self.score, self.implementation, self.num_heads, self.num_kv_heads)
     fused = self.implementation == "fused"
     train_dropout = self.dropout_rate > 0 and not deterministic
@@ -130,6 +136,10 @@ class MultiHeadAttention(nn.Module):
                         use_bias=self.use_bias, dtype=self.dtype, name=name)(inputs)
     q = project("query", x, self.num_heads)
     k, v = project("key", source, kv_heads), project("value", source, kv_heads)
+    if self.rope:
+      if positions is None or inputs_kv is not None:
+        raise ValueError("model.position: rope needs positions and self-attention")
+      q, k = positions_lib.apply_rope(q, positions), positions_lib.apply_rope(k, positions)
     weights = None
     if fused:
       y = fused_attention(q, k, v, mask, self.score)

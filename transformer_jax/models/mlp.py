@@ -1,4 +1,8 @@
-"""Position-wise feed-forward block: D -> F -> GELU -> D.  x [B, T, D]."""
+"""Position-wise feed-forward block: D -> F -> activation -> D.  x [B, T, D].
+
+activation: 'gelu' (exact erf, as nanoGPT), 'relu', or 'swiglu' (silu(x·W_gate) ⊙ x·W_in,
+one extra [D, F] kernel named `gate`).
+"""
 
 from typing import Any
 
@@ -14,12 +18,21 @@ class Mlp(nn.Module):
   use_bias: bool
   dtype: Any
   output_init_stddev: float
+  activation: str = "gelu"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
     h = Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
                    dtype=self.dtype, name="input")(x)
-    h = nn.gelu(h, approximate=False)  # Exact (erf) GELU, as nanoGPT uses.
+    if self.activation == "gelu":
+      h = nn.gelu(h, approximate=False)  # Exact (erf) GELU, as nanoGPT uses.
+    elif self.activation == "relu":
+      h = nn.relu(h)
+    elif self.activation == "swiglu":
+      h = nn.silu(Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
+                             dtype=self.dtype, name="gate")(x)) * h
+    else:
+      raise ValueError(f"model.activation: unknown {self.activation!r}")
     h = Projection((x.shape[-1],), ("mlp", "embed"), use_bias=self.use_bias, dtype=self.dtype,
                    init_stddev=self.output_init_stddev, name="output")(h)
     return nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
