@@ -11,7 +11,7 @@ from transformer_jax.data.sources import Document
 from transformer_jax.errors import DataError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TATOEBA = os.path.join(REPO, os.pardir, "shared", "data", "tatoeba_eng_cmn.txt")
+TATOEBA = os.path.join(REPO, "experiments", "data", "tatoeba_eng_cmn.txt.gz")  # Shipped.
 
 
 def write(path: pathlib.Path, content: str | bytes) -> str:
@@ -108,7 +108,6 @@ def test_tsv_line_without_tab_names_file_and_line(tmp_path):
     sources.read_documents(path, "tsv")
 
 
-@pytest.mark.skipif(not os.path.exists(TATOEBA), reason="no shared data directory")
 def test_tatoeba_file_reads_every_pair():
   # 29,156 newlines: 29,155 pairs, then one blank line at the end. The file starts
   # with a byte order mark, and every line has an attribution third column.
