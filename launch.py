@@ -47,31 +47,33 @@ def default_workdir(config_argument: str) -> str:
   return os.path.join("runs", f"{name}-{preset}" if preset else name)
 
 
+def _chain(error: BaseException | None):
+  """The exception, then what caused it, outermost first."""
+  while error is not None:
+    yield error
+    error = error.__cause__ or error.__context__
+
+
 def _one_line(error: BaseException) -> str:
   """The most specific line of an exception chain.
 
   absl and ml_collections wrap a failing config file or field in several layers
-  (and sometimes in the text of a traceback); the last line of the innermost
-  useful message is what a user needs.
+  (and sometimes in the text of a traceback); the last line of the first useful
+  message is what a user needs.
   """
-  while error is not None:
-    text = str(error).replace("\\n", "\n")
+  for link in _chain(error):
+    text = str(link).replace("\\n", "\n")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and not text.startswith("Configuration is not available"):
       last = lines[-1]
       if last.count("'") % 2:  # A repr()'d message leaves a stray closing quote.
         last = last.rstrip("'")
       return last
-    error = error.__cause__ or error.__context__
   return "invalid flags"
 
 
 def _chain_text(error: BaseException) -> str:
-  texts = []
-  while error is not None:
-    texts.append(f"{type(error).__name__}: {error}")
-    error = error.__cause__ or error.__context__
-  return " ".join(texts)
+  return " ".join(f"{type(link).__name__}: {link}" for link in _chain(error))
 
 
 def _fail(message: str) -> None:

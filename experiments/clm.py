@@ -21,7 +21,7 @@ from transformer_jax import configuration
 from transformer_jax.configuration import ExperimentConfig
 from transformer_jax.data import chunking, lm_data
 from transformer_jax.decoding import generate, samplers
-from transformer_jax.errors import CheckpointError, DataError
+from transformer_jax.errors import CheckpointError, CheckpointMismatchError, DataError
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 from transformer_jax.training import partitioning
@@ -74,8 +74,10 @@ def _restore(task: Task):
   """Latest checkpoint or None; a mismatch names the tokenizer file when one was given."""
   try:
     return task.trainer.restore()
-  except CheckpointError as e:
-    if task.cfg.data.tokenizer_path and ("tokenizer." in str(e) or "vocab_size" in str(e)):
+  except CheckpointMismatchError as e:
+    from_tokenizer = any(section == "tokenizer" or key == "vocab_size"
+                         for section, key in e.differences)
+    if task.cfg.data.tokenizer_path and from_tokenizer:
       raise CheckpointError(f"tokenizer file {task.cfg.data.tokenizer_path} does not match "
                             f"the checkpoint: {e}") from e
     raise

@@ -67,6 +67,13 @@ def init_decoder(config, seed: int = 0):
   return model, params
 
 
+def deterministic_apply(model):
+  """jit of (params, tokens, **kwargs) -> logits, without dropout."""
+  import jax  # pylint: disable=import-outside-toplevel
+  return jax.jit(lambda params, tokens, **kwargs: model.apply(
+      {"params": params}, tokens, deterministic=True, **kwargs))
+
+
 def last_line(text: str) -> str:
   lines = [line for line in text.splitlines() if line.strip()]
   return lines[-1] if lines else ""

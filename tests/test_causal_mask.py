@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import init_decoder
+from conftest import deterministic_apply, init_decoder
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models.attention import causal_mask, segment_mask
 
@@ -16,8 +16,7 @@ CONFIG = ModelConfig(num_layers=2, num_heads=2, model_dim=16, mlp_dim=32, max_le
 @pytest.fixture(scope="module")
 def model_and_params():
   model, params = init_decoder(CONFIG)
-  apply = jax.jit(lambda params, tokens, **kwargs: model.apply(
-      {"params": params}, tokens, deterministic=True, **kwargs))
+  apply = deterministic_apply(model)
   return apply, params
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import init_decoder
+from conftest import deterministic_apply, init_decoder
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.data.chunking import chunk_document
 from transformer_jax.data.packing import contiguous_rows, pack_documents
@@ -122,8 +122,7 @@ LAYOUT = [(0, slice(0, 5)), (0, slice(5, 8)), (1, slice(0, 6)), (1, slice(6, 7))
 @pytest.fixture(scope="module")
 def apply_and_params():
   model, params = init_decoder(CONFIG)
-  apply = jax.jit(lambda params, tokens, **kwargs: model.apply(
-      {"params": params}, tokens, deterministic=True, **kwargs))
+  apply = deterministic_apply(model)
   return apply, params
 
 

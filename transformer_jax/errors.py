@@ -19,3 +19,15 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
   """A checkpoint does not fit the config, or none can be restored."""
+
+
+class CheckpointMismatchError(CheckpointError):
+  """The latest checkpoint was written for another model or tokenizer.
+
+  `differences` lists each (section, key) that differs, e.g. ("model", "vocab_size"),
+  so callers can say where a difference comes from without parsing the message.
+  """
+
+  def __init__(self, message: str, differences: list[tuple[str, str]]):
+    super().__init__(message)
+    self.differences = differences

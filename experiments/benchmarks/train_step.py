@@ -49,35 +49,25 @@ def flops_per_token(model_cfg, num_params: int) -> float:
 
 def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
   """Runs in a child process whose CPU device count is already configured."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
   from configs import clm  # pylint: disable=import-outside-toplevel
+  from experiments import clm as clm_experiment  # pylint: disable=import-outside-toplevel
   from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
-  from transformer_jax.data import lm_data  # pylint: disable=import-outside-toplevel
-  from transformer_jax.models.decoder import Decoder  # pylint: disable=import-outside-toplevel
-  from transformer_jax.objectives.causal_lm import CausalLmObjective  # pylint: disable=import-outside-toplevel
-  from transformer_jax.training import partitioning, steps, train_state  # pylint: disable=import-outside-toplevel
-  from transformer_jax.training.optimizer import make_optimizer  # pylint: disable=import-outside-toplevel
+  from transformer_jax.training import partitioning, steps  # pylint: disable=import-outside-toplevel
 
   cfg = configuration.validate(clm.get_config(preset))
-  with tempfile.TemporaryDirectory() as workdir:  # A tokenizer is trained, never saved.
-    data = lm_data.build(cfg, workdir)
-  model_cfg = dataclasses.replace(cfg.model, vocab_size=data.tokenizer.vocab_size)
-  model = Decoder(model_cfg)
-  mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
-  optimizer = make_optimizer(cfg.train)
-  example = jnp.zeros((1, model_cfg.max_length), jnp.int32)
-  init_params = lambda key: model.init(key, example, deterministic=True)["params"]
-  state, shardings = train_state.init_state(init_params, optimizer, mesh, cfg.train.seed)
-  num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-  train_step = steps.make_train_step(CausalLmObjective(model), optimizer, shardings, mesh)
-  key = jax.random.key(0)
-  synchronous = mesh.devices.size > 1  # As the training loop does on CPU.
-  t = cfg.train
-
+  # The task exactly as training builds it; its tokenizer and checkpoints go nowhere.
+  with tempfile.TemporaryDirectory() as workdir:
+    task = clm_experiment.build_task(cfg, workdir, need_data=True)
+    trainer, data, model_cfg = task.trainer, task.data, task.cfg.model
+    state = trainer.initial_state()
+    num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+    train_step = steps.make_train_step(trainer.objective, trainer.optimizer, trainer.shardings,
+                                       trainer.mesh)
+    mesh, synchronous, t = trainer.mesh, trainer.synchronous, task.cfg.train
+    key = jax.random.key(0)
   def timed(num_calls: int, first_step: int):
     nonlocal state
     input_seconds, start = 0.0, time.perf_counter()

@@ -89,11 +89,16 @@ class BpeTokenizer:
       raise ValueError(f"ids must lie in [0, {self.vocab_size}), got {ids.min()}..{ids.max()}")
     return self._tokenizer.decode(ids.tolist(), skip_special_tokens=skip_special_tokens)
 
+  def to_json(self) -> str:
+    """The whole tokenizer as JSON text, in the `tokenizers` library's own format."""
+    return self._tokenizer.to_str(pretty=True)
+
   def save(self, path: str) -> str:
-    """Writes one JSON file in the `tokenizers` library's own format."""
+    """Writes `to_json()` to one file."""
     try:
-      self._tokenizer.save(path)
-    except Exception as e:  # The library raises bare Exceptions.
+      with open(path, "w", encoding="utf-8") as f:
+        f.write(self.to_json())
+    except OSError as e:
       raise DataError(f"cannot save tokenizer {path}: {_one_line(e)}") from e
     return path
 

@@ -62,13 +62,17 @@ class CharTokenizer:
   def decode(self, ids) -> str:
     return "".join(self._tokens[int(i)] for i in ids)
 
-  def save(self, directory: str) -> str:
-    path = os.path.join(directory, FILE_NAME)
+  def to_json(self) -> str:
+    """The vocabulary as JSON text, as `save` writes it."""
     contents = {"type": "char", "characters": self.characters}
     if self.special_tokens:  # Without them the file stays as it always was.
       contents["special_tokens"] = list(self.special_tokens)
+    return json.dumps(contents, ensure_ascii=False)
+
+  def save(self, directory: str) -> str:
+    path = os.path.join(directory, FILE_NAME)
     with open(path, "w", encoding="utf-8") as f:
-      json.dump(contents, f, ensure_ascii=False)
+      f.write(self.to_json())
     return path
 
   @classmethod

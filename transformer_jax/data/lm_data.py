@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 from typing import Callable, Iterable, Sequence, Union
 
 import jax
@@ -55,23 +54,20 @@ def load_tokenizer(kind: str, path: str) -> Tokenizer:
   return BpeTokenizer.load(path)
 
 
+def _kind(tokenizer: Tokenizer) -> str:
+  return "char" if isinstance(tokenizer, CharTokenizer) else "bpe"
+
+
 def save_tokenizer(tokenizer: Tokenizer, workdir: str) -> str:
-  kind = "char" if isinstance(tokenizer, CharTokenizer) else "bpe"
-  path = tokenizer_path(workdir, kind)
-  if kind == "char":
-    tokenizer.save(workdir)
-  else:
-    tokenizer.save(path)
-  return path
+  if isinstance(tokenizer, CharTokenizer):
+    return tokenizer.save(workdir)  # Writes vocabulary.json there.
+  return tokenizer.save(tokenizer_path(workdir, "bpe"))
 
 
 def tokenizer_fingerprint(tokenizer: Tokenizer) -> dict:
   """Checkpoint metadata that tells whether a tokenizer is the one a model was trained with."""
-  with tempfile.TemporaryDirectory() as directory:
-    with open(save_tokenizer(tokenizer, directory), "rb") as f:
-      digest = hashlib.sha256(f.read()).hexdigest()
-  return {"kind": "char" if isinstance(tokenizer, CharTokenizer) else "bpe",
-          "vocab_size": tokenizer.vocab_size, "sha256": digest}
+  return {"kind": _kind(tokenizer), "vocab_size": tokenizer.vocab_size,
+          "sha256": hashlib.sha256(tokenizer.to_json().encode("utf-8")).hexdigest()}
 
 
 def read_texts(d: DataConfig) -> list[sources.Document]:

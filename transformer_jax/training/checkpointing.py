@@ -17,14 +17,14 @@ from typing import Any, Optional
 import orbax.checkpoint as ocp
 from absl import logging
 
-from transformer_jax.errors import CheckpointError
+from transformer_jax.errors import CheckpointError, CheckpointMismatchError
 
 DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
 
 
-def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-  """Readable differences between saved and current metadata, section by section.
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str, str]]:
+  """(section, key, readable line) for each difference between saved and current metadata.
 
   Sections (e.g. 'model', 'tokenizer') are dicts compared key by key; a section
   the checkpoint lacks (written by an older version) is not compared.
@@ -36,8 +36,8 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     old, new = saved[section], current[section]
     for key in sorted(set(old) | set(new)):
       if old.get(key) != new.get(key):
-        found.append(f"{section}.{key}={old.get(key)!r} in the checkpoint but "
-                     f"{new.get(key)!r} now")
+        found.append((section, key, f"{section}.{key}={old.get(key)!r} in the checkpoint "
+                                    f"but {new.get(key)!r} now"))
   return found
 
 
@@ -104,9 +104,10 @@ class Checkpointer:
         continue
       differences = _differences(metadata, expected_metadata)
       if differences:
-        raise CheckpointError(
-            f"{self.directory} holds step {step} of another run: {differences[0]}; "
-            "use another --workdir or the original config")
+        raise CheckpointMismatchError(
+            f"{self.directory} holds step {step} of another run: {differences[0][2]}; "
+            "use another --workdir or the original config",
+            [(section, key) for section, key, _ in differences])
       try:
         state = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state)))["state"]

@@ -118,7 +118,6 @@ class Trainer:
     last_eval: dict[str, float] = {}
     pending: list[dict] = []
     interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
-    seconds_per_step: Optional[float] = None
     compiled, timed_steps = False, 0  # Steps timed since the last log line.
     loop_start, first_step = time.perf_counter(), step
     interrupted = False
