@@ -18,7 +18,7 @@ from transformer_jax.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Decoder-only Transformer shape. `vocab_size` comes from the tokenizer."""
+  """Transformer shape for every family. `vocab_size` comes from the tokenizer."""
   num_layers: int
   num_heads: int
   model_dim: int
@@ -35,6 +35,12 @@ class ModelConfig:
   norm: str = "layernorm"  # layernorm or rmsnorm.
   norm_position: str = "pre"  # pre (GPT-2) or post (the original Transformer).
   activation: str = "gelu"  # MLP: gelu, relu or swiglu.
+  # Other families' fields; the defaults change nothing for a decoder-only model.
+  num_encoder_layers: int = 0  # Encoder-decoder: encoder depth; 0 = num_layers.
+  num_token_types: int = 0  # Encoder (BERT): segment-embedding rows (A/B); 0 = none.
+  embedding_norm: bool = False  # Normalise the summed embeddings (BERT).
+  scale_embeddings: bool = False  # Multiply token embeddings by sqrt(model_dim) (Vaswani).
+  share_embeddings: bool = True  # Encoder-decoder: source and target share one table.
   vocab_size: int = 0  # 0 until the tokenizer is known.
 
   @property
@@ -60,6 +66,11 @@ class DataConfig:
   chunk_overlap: int  # documents: tokens shared by consecutive chunks of a long document.
   validation_fraction: float
   test_fraction: float  # documents: share of documents held out for testing.
+  # Masked LM (configs/mlm.py): BERT's recipe.
+  mask_probability: float = 0.15  # Share of a row's real tokens the model must predict.
+  mask_token_probability: float = 0.8  # ...of which become <mask>,
+  random_token_probability: float = 0.1  # ...a random token; the rest stay unchanged.
+  next_sentence_probability: float = 0.5  # Segment B really follows A (else a random one).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +94,7 @@ class TrainConfig:
   # Optimizer steps per jitted call (a lax.scan); 1 is one step per call. Only
   # speed changes: batches, keys and updates are the same step by step.
   steps_per_call: int
+  label_smoothing: float = 0.0  # Mass spread uniformly over the vocabulary in training targets.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +143,7 @@ _SECTIONS = {
     "mesh": MeshConfig,
 }
 _DERIVED_FIELDS = {("model", "vocab_size")}
-EXPERIMENTS = ("clm",)
+EXPERIMENTS = ("clm", "mlm", "seq2seq")
 DECODE_STRATEGIES = ("greedy", "sample")
 DTYPES = ("float32", "bfloat16", "float16")
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
@@ -160,6 +172,8 @@ def _section(name: str, cls: type, values: ml_collections.ConfigDict) -> Any:
   kwargs = {}
   for key, field in fields.items():
     if key not in given:
+      if field.default is not dataclasses.MISSING:
+        continue  # A field another family uses; a config file lists what it sets.
       raise ConfigError(f"{name}.{key}", "missing field")
     kwargs[key] = _convert(f"{name}.{key}", given[key], field.type)
   return cls(**kwargs)
@@ -195,6 +209,8 @@ def _check_model(m: ModelConfig) -> None:
            "fused attention supports dot and scaled_dot scores only")
   _require(m.attention_impl == "plain" or m.dropout_rate == 0, "model.attention_impl",
            "fused attention applies no attention dropout; set model.dropout_rate=0")
+  _require(m.num_encoder_layers >= 0, "model.num_encoder_layers", "must be >= 0")
+  _require(m.num_token_types >= 0, "model.num_token_types", "must be >= 0")
 
 
 def _check_train(t: TrainConfig) -> None:
@@ -212,6 +228,7 @@ def _check_train(t: TrainConfig) -> None:
   _require(t.adam_epsilon > 0, "train.adam_epsilon", "must be positive")
   _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
   _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
+  _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
 
 
 def _check_data(d: DataConfig, max_length: int) -> None:
@@ -231,6 +248,12 @@ def _check_data(d: DataConfig, max_length: int) -> None:
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
   _require(0 <= d.test_fraction < 1 - d.validation_fraction, "data.test_fraction",
            "must be >= 0 and leave data for training")
+  for field in ("mask_probability", "mask_token_probability", "random_token_probability",
+                "next_sentence_probability"):
+    _require(0 <= getattr(d, field) <= 1, f"data.{field}", "must be in [0, 1]")
+  _require(d.mask_token_probability + d.random_token_probability <= 1,
+           "data.random_token_probability",
+           "data.mask_token_probability + data.random_token_probability must be <= 1")
 
 
 def _check_rest(cfg: ExperimentConfig) -> None:

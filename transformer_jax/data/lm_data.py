@@ -86,7 +86,7 @@ def read_texts(d: DataConfig) -> list[sources.Document]:
   return documents
 
 
-def _tokenizer(d: DataConfig, workdir: str, texts: Sequence[str], special: Sequence[str]):
+def make_tokenizer(d: DataConfig, workdir: str, texts: Sequence[str], special: Sequence[str]):
   """The given file, else the workdir's (resume), else one trained on `texts`."""
   if d.tokenizer_path:
     return load_tokenizer(d.tokenizer, d.tokenizer_path)
@@ -98,7 +98,7 @@ def _tokenizer(d: DataConfig, workdir: str, texts: Sequence[str], special: Seque
   return BpeTokenizer.train(texts, d.vocab_size, special)
 
 
-def _encode_all(tokenizer: Tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+def encode_all(tokenizer: Tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
   if isinstance(tokenizer, BpeTokenizer):
     return tokenizer.encode_batch(list(texts))
   return [tokenizer.encode(text) for text in texts]
@@ -121,7 +121,7 @@ def batches_of_rows(rows: dict[str, np.ndarray], batch_size: int) -> list[dict]:
 
 
 def _stream(cfg: ExperimentConfig, tokenizer: Tokenizer, documents) -> LmData:
-  ids = _encode_all(tokenizer, [doc.text for doc in documents])
+  ids = encode_all(tokenizer, [doc.text for doc in documents])
   if len(ids) > 1 and special_tokens.EOS in getattr(tokenizer, "special_tokens", ()):
     eos = np.array([tokenizer.token_id(special_tokens.EOS)], np.int32)
     ids = [part for doc in ids for part in (doc, eos)]
@@ -147,7 +147,7 @@ def _documents(cfg: ExperimentConfig, tokenizer: Tokenizer, parts) -> LmData:
   pad = tokenizer.token_id(special_tokens.PAD)
 
   def pack(documents):
-    return packing.pack_documents(_encode_all(tokenizer, [doc.text for doc in documents]),
+    return packing.pack_documents(encode_all(tokenizer, [doc.text for doc in documents]),
                                   length, eos, pad, overlap=cfg.data.chunk_overlap)
 
   train_rows, validation_rows = pack(parts["train"]), pack(parts["validation"])
@@ -158,7 +158,7 @@ def _documents(cfg: ExperimentConfig, tokenizer: Tokenizer, parts) -> LmData:
                len(train_rows["inputs"]), len(validation_rows["inputs"]), length)
   eval_rows = {k: v[:e.num_batches * e.batch_size] for k, v in validation_rows.items()}
   eval_list = batches_of_rows(eval_rows, e.batch_size)
-  validation_ids = _encode_all(tokenizer, [doc.text for doc in parts["validation"]])
+  validation_ids = encode_all(tokenizer, [doc.text for doc in parts["validation"]])
   stream = np.concatenate([p for doc in validation_ids
                            for p in (doc, np.array([eos], np.int32))])
   return LmData(
@@ -176,10 +176,10 @@ def build(cfg: ExperimentConfig, workdir: str) -> LmData:
   if d.packing == "stream":
     special = () if d.tokenizer == "char" else CAUSAL_LM_SPECIAL_TOKENS
     # A character vocabulary covers the whole corpus, as nanoGPT's does.
-    tokenizer = _tokenizer(d, workdir, [doc.text for doc in documents], special)
+    tokenizer = make_tokenizer(d, workdir, [doc.text for doc in documents], special)
     return _stream(cfg, tokenizer, documents)
   parts = sources.split_documents(documents, d.validation_fraction, d.test_fraction,
                                   cfg.train.seed)
   texts = [doc.text for doc in (parts["train"] if d.tokenizer == "bpe" else documents)]
-  tokenizer = _tokenizer(d, workdir, texts, CAUSAL_LM_SPECIAL_TOKENS)
+  tokenizer = make_tokenizer(d, workdir, texts, CAUSAL_LM_SPECIAL_TOKENS)
   return _documents(cfg, tokenizer, parts)
