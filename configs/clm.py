@@ -6,7 +6,11 @@ Presets (`--config=configs/clm.py:<preset>`):
   shakespeare  nanoGPT's GPU config train_shakespeare_char.py (nanoGPT: best val 1.4697, A100).
   code         a byte-level BPE GPT on the Python standard library's own modules, packed
                documents; validation on held-out modules. Try --mode=sample.
+  gpt2         GPT-2 small's published shape (124,439,808 parameters with a 50,257-token
+               BPE): far too big for a CPU; for GPUs/TPUs and imported weights.
   tiny         a few seconds, for tests.
+
+`base()` holds every section; configs/mlm.py and configs/seq2seq.py start from it.
 """
 
 import os
@@ -16,10 +20,10 @@ import ml_collections
 _SHIPPED_TEXT = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), os.pardir, "experiments", "data",
     "tinyshakespeare.txt.gz")
-PRESETS = ("default", "baby", "shakespeare", "code", "tiny")
+PRESETS = ("default", "baby", "shakespeare", "code", "gpt2", "tiny")
 
 
-def _base() -> ml_collections.ConfigDict:
+def base() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.experiment = "clm"
 
@@ -78,6 +82,7 @@ def _base() -> ml_collections.ConfigDict:
   config.train.checkpoint_every_steps = 500
   config.train.keep_checkpoints = 3
   config.train.steps_per_call = 1
+  config.train.label_smoothing = 0.0
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20
@@ -102,7 +107,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   preset = preset or "default"
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r} for configs/clm.py; choose one of {PRESETS}")
-  config = _base()
+  config = base()
   if preset in ("default", "baby", "code"):
     # Sized for a 2-core CPU: one single-threaded device per core is ~1.7x faster.
     config.mesh.num_cpu_devices = 2
@@ -149,6 +154,20 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     config.decode.max_new_tokens = 120
     config.decode.temperature = 0.6
     config.decode.top_k = 20
+  elif preset == "gpt2":
+    config.model.num_layers = 12
+    config.model.num_heads = 12
+    config.model.model_dim = 768
+    config.model.mlp_dim = 4 * 768
+    config.model.max_length = 1024
+    config.model.use_bias = True
+    config.model.dropout_rate = 0.1
+    config.data.tokenizer = "bpe"
+    config.data.vocab_size = 50257
+    config.train.batch_size = 8
+    config.train.learning_rate = 6e-4
+    config.train.end_learning_rate = 6e-5
+    config.train.adam_beta2 = 0.95
   elif preset == "tiny":
     config.model.num_layers = 2
     config.model.num_heads = 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models.decoder import _norm as _layer_norm
+from transformer_jax.models.block import norm as _layer_norm
 from transformer_jax.models.normalization import NORMS, RMSNorm, make_norm
 
 CONFIG = ModelConfig(num_layers=1, num_heads=1, model_dim=4, mlp_dim=8, max_length=4,

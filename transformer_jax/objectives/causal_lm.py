@@ -13,9 +13,20 @@ import jax.numpy as jnp
 from transformer_jax.objectives.cross_entropy import cross_entropy_sums
 
 
+def token_metrics(sums: dict[str, float], prefix: str = "eval") -> dict[str, float]:
+  """Namespaced loss, perplexity, accuracy and count from summed token statistics."""
+  count = max(float(sums["token_count"]), 1.0)
+  loss = float(sums["loss_sum"]) / count
+  return {f"{prefix}_loss": loss,
+          f"{prefix}_perplexity": float(jnp.exp(jnp.minimum(loss, 80.0))),
+          f"{prefix}_token_accuracy": float(sums["correct_sum"]) / count,
+          f"{prefix}_tokens": int(sums["token_count"])}
+
+
 @dataclasses.dataclass(frozen=True)
 class CausalLmObjective:
   model: nn.Module
+  label_smoothing: float = 0.0  # Training only; evaluation reports the plain NLL.
 
   def _logits(self, params, batch, *, deterministic: bool, rng=None):
     rngs = None if deterministic else {"dropout": rng}
@@ -26,7 +37,8 @@ class CausalLmObjective:
   def train_loss(self, params, batch, rng: jax.Array):
     """Mean token loss (the value differentiated) and the sums behind it."""
     logits = self._logits(params, batch, deterministic=False, rng=rng)
-    sums = cross_entropy_sums(logits, batch["targets"], batch.get("weights"))
+    sums = cross_entropy_sums(logits, batch["targets"], batch.get("weights"),
+                              self.label_smoothing)
     return sums["loss_sum"] / jnp.maximum(sums["token_count"], 1.0), sums
 
   def eval_sums(self, params, batch) -> dict[str, jax.Array]:
@@ -36,9 +48,4 @@ class CausalLmObjective:
   @staticmethod
   def summarize(sums: dict[str, float]) -> dict[str, float]:
     """Namespaced evaluation metrics from summed counts."""
-    count = max(float(sums["token_count"]), 1.0)
-    loss = float(sums["loss_sum"]) / count
-    return {"eval_loss": loss,
-            "eval_perplexity": float(jnp.exp(jnp.minimum(loss, 80.0))),
-            "eval_token_accuracy": float(sums["correct_sum"]) / count,
-            "eval_tokens": int(sums["token_count"])}
+    return token_metrics(sums)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import orbax.checkpoint as ocp
 from absl import logging
 
-from transformer_jax.errors import CheckpointError, CheckpointMismatchError
+from transformer_jax.errors import CheckpointMismatchError
 
 DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
@@ -91,8 +91,8 @@ class Checkpointer:
   def restore_latest(self, abstract_state, expected_metadata: dict[str, Any]):
     """Restores the newest readable checkpoint. Returns (state, metadata) or None.
 
-    Raises CheckpointError if the checkpoint's metadata differs from `expected_metadata`
-    or if checkpoints exist but none can be read.
+    Unreadable checkpoints are moved aside and the next older one is tried. Raises
+    CheckpointMismatchError if a checkpoint's metadata differs from `expected_metadata`.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
     for step in steps:

@@ -37,6 +37,12 @@ def _duration(seconds: float) -> str:
   return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def format_metrics(metrics: dict[str, float]) -> str:
+  """'name value | ...': floats to 4 decimals, counts as integers."""
+  return " | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in metrics.items())
+
+
 class _StopRequest:
   """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
 
@@ -165,8 +171,7 @@ class Trainer:
           sums = steps.evaluate(eval_step, state.params, eval_batches(), self.mesh)
           last_eval = self.objective.summarize(sums)
           writer.write(step, last_eval)
-          logging.info("step %d | eval_loss %.4f | eval_perplexity %.2f", step,
-                       last_eval["eval_loss"], last_eval["eval_perplexity"])
+          logging.info("step %d | %s", step, format_metrics(last_eval))
         if step % c.checkpoint_every_steps == 0 or step == c.num_steps:
           self.checkpointer.save(step, state, self.metadata)
         excluded_seconds += time.perf_counter() - other_start

@@ -1,0 +1,34 @@
+"""BERT pretraining: masked LM (80/10/10) and next-sentence prediction on any text.
+
+Passages (blank-line separated) give sentence pairs; see
+`transformer_jax.data.sentence_pairs`. Modes: `train` (resumes, evaluates) and
+`eval` (eval_loss, eval_mlm_accuracy, eval_nsp_accuracy of the latest checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from experiments import task as task_lib
+from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.data import mlm_data
+from transformer_jax.errors import UserError
+from transformer_jax.models.bert import BertPretraining
+from transformer_jax.objectives.masked_lm import MaskedLmObjective
+
+
+def build_task(cfg: ExperimentConfig, workdir: str) -> task_lib.Task:
+  data = mlm_data.build(cfg, workdir)
+  return task_lib.build(cfg, workdir, tokenizer=data.tokenizer, data=data,
+                        make_model=BertPretraining, make_objective=MaskedLmObjective,
+                        example_lengths=(cfg.model.max_length,))
+
+
+def run(cfg: ExperimentConfig, workdir: str, mode: str, prompt: Optional[str]) -> None:
+  del prompt  # No generation for an encoder.
+  if mode == "train":
+    task_lib.train(build_task(cfg, workdir), workdir, cfg.train.batch_size * cfg.model.max_length)
+  elif mode == "eval":
+    task_lib.evaluate(build_task(cfg, workdir), workdir)
+  else:
+    raise UserError(f"--mode={mode} is not available for experiment mlm: use train or eval")

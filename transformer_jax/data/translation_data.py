@@ -1,0 +1,198 @@
+"""What sequence-to-sequence translation needs from `data.*`: pairs, a tokenizer, batches.
+
+A parallel corpus (format tsv or aligned) gives (source, target) pairs. Each pair
+becomes one row per side, padded to model.max_length: the encoder reads
+`source + EOS`; the decoder reads `BOS + target` (teacher forcing) and predicts
+`target + EOS`, so it learns where to stop.
+
+Pairs are split by their source text, not by line: Tatoeba repeats an English
+sentence with several translations, and splitting lines would evaluate the model
+on sentences it was trained on. Training drops pairs too long for max_length (a
+model should not learn to stop mid-sentence); evaluation cuts them instead, so
+every held-out pair is scored. As in `lm_data`, a training batch is a pure
+function of (seed, step), so resumes are exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Sequence
+
+import jax
+import numpy as np
+from absl import logging
+
+from transformer_jax.configuration import DataConfig, ExperimentConfig
+from transformer_jax.data import cleaning, lm_data, row_batches, sources, special_tokens
+from transformer_jax.errors import DataError
+
+TRANSLATION_SPECIAL_TOKENS = (special_tokens.PAD, special_tokens.BOS, special_tokens.EOS,
+                              special_tokens.UNK)
+PARALLEL_FORMATS = ("tsv", "aligned")
+
+
+@dataclasses.dataclass
+class TranslationData:
+  tokenizer: lm_data.Tokenizer
+  train_batch_at: Callable[[int], dict]  # step -> this process's rows of the batch.
+  eval_batches: Callable[[], Iterable[dict]]  # The same batches at every evaluation.
+  validation_pairs: list[tuple[str, str]]  # (source, target) texts, e.g. for BLEU.
+  test_pairs: list[tuple[str, str]]
+
+
+def read_pairs(d: DataConfig) -> list[sources.Document]:
+  """The corpus's pairs (`.text` source, `.target` target), each side cleaned.
+
+  Pairs with an empty (or all-whitespace) side after cleaning are dropped.
+  """
+  where = f"{d.path} and {d.target_path}" if d.format == "aligned" else d.path or d.format
+  if d.format not in PARALLEL_FORMATS:
+    raise DataError(f"seq2seq needs a parallel corpus: data.format tsv or aligned, "
+                    f"not {d.format!r} ({where})")
+  corpus = sources.read_documents(d.path, d.format, text_field=d.text_field,
+                                  target_path=d.target_path, invalid_utf8=d.invalid_utf8)
+  if corpus.replaced_bytes:
+    logging.warning("replaced %d invalid UTF-8 bytes in %s", corpus.replaced_bytes, where)
+  rules = cleaning.CleaningConfig(d.unicode_normalization, d.remove_control_characters,
+                                  d.normalize_whitespace)
+  pairs = []
+  for document in corpus.documents:
+    pair = dataclasses.replace(document, text=cleaning.clean(document.text, rules),
+                               target=cleaning.clean(document.target or "", rules))
+    if pair.text.strip() and pair.target.strip():
+      pairs.append(pair)
+  empty = len(corpus.documents) - len(pairs)
+  if empty:
+    logging.info("dropped %d of %d pairs of %s with an empty source or target",
+                 empty, len(corpus.documents), where)
+  if not pairs:
+    raise DataError(f"no pair of {where} has both a source and a target")
+  return pairs
+
+
+def split_pairs(pairs: Sequence[sources.Document], validation_fraction: float,
+                test_fraction: float, seed: int) -> dict[str, list[sources.Document]]:
+  """{train, validation, test: pairs}, each keeping the input order.
+
+  A pair's split is its source text's (through `sources.split_documents`), so a
+  source repeated with several targets lands in one split with all of them.
+  """
+  distinct = list(dict.fromkeys(pair.text for pair in pairs))
+  parts = sources.split_documents([sources.Document(text, name=text) for text in distinct],
+                                  validation_fraction, test_fraction, seed)
+  split_of = {document.name: split for split, documents in parts.items()
+              for document in documents}
+  return {split: [pair for pair in pairs if split_of[pair.text] == split]
+          for split in sources.SPLITS}
+
+
+def encode_pairs(tokenizer: lm_data.Tokenizer, pairs: Sequence[sources.Document], length: int,
+                 *, pad_id: int, bos_id: int, eos_id: int,
+                 truncate: bool) -> tuple[dict[str, np.ndarray], int]:
+  """(rows, how many pairs were too long): each row [N, S] or [N, T], S = T = length.
+
+  source [N, S] int32: source tokens + EOS, then pad_id. source_segment_ids [N, S]:
+  1 on real tokens, 0 on padding. inputs [N, T]: BOS + target tokens; targets
+  [N, T]: target tokens + EOS; weights [N, T] float32 and segment_ids [N, T] int32:
+  1 on real positions, 0 on padding. A pair whose source + EOS or target + EOS
+  exceeds `length` is dropped, or with `truncate` cut to its first `length` tokens
+  (a cut target then has no EOS to predict: the model is not taught to stop there).
+  """
+  source_ids, target_ids = _encode(tokenizer, pairs)
+  return _rows(source_ids, target_ids, length, pad_id=pad_id, bos_id=bos_id, eos_id=eos_id,
+               truncate=truncate)
+
+
+def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
+  """Reads, splits and tokenizes `data.*` (training a tokenizer unless one exists)."""
+  d, t, e, length = cfg.data, cfg.train, cfg.eval, cfg.model.max_length
+  pairs = read_pairs(d)
+  parts = split_pairs(pairs, d.validation_fraction, d.test_fraction, t.seed)
+  for split, members in parts.items():
+    logging.info("%s: %d pairs, %d distinct sources", split, len(members),
+                 len({pair.text for pair in members}))
+  # One joint vocabulary, so the model may share source and target embeddings. A
+  # character vocabulary must cover every character it will meet, as in lm_data.
+  vocabulary_pairs = parts["train"] if d.tokenizer == "bpe" else pairs
+  texts = [text for pair in vocabulary_pairs for text in (pair.text, pair.target)]
+  tokenizer = lm_data.make_tokenizer(d, workdir, texts, TRANSLATION_SPECIAL_TOKENS)
+  missing = [token for token in TRANSLATION_SPECIAL_TOKENS
+             if token not in tokenizer.special_tokens]
+  if missing:
+    where = d.tokenizer_path or lm_data.tokenizer_path(workdir, d.tokenizer)
+    raise DataError(f"tokenizer {where} lacks the special tokens "
+                    f"{', '.join(missing)} that seq2seq needs")
+  special_ids = dict(pad_id=tokenizer.token_id(special_tokens.PAD),
+                     bos_id=tokenizer.token_id(special_tokens.BOS),
+                     eos_id=tokenizer.token_id(special_tokens.EOS))
+
+  train_source_ids, train_target_ids = _encode(tokenizer, parts["train"])
+  _log_lengths("source", train_source_ids, length)
+  _log_lengths("target", train_target_ids, length)
+  train_rows, dropped = _rows(train_source_ids, train_target_ids, length, truncate=False,
+                              **special_ids)
+  validation_rows, cut = encode_pairs(tokenizer, parts["validation"], length, truncate=True,
+                                      **special_ids)
+  logging.info("dropped %d of %d training pairs longer than %d tokens; cut %d of %d "
+               "validation pairs", dropped, len(parts["train"]), length, cut,
+               len(parts["validation"]))
+  if len(train_rows["inputs"]) < t.batch_size:
+    raise DataError(f"the training split of {d.path} has {len(train_rows['inputs'])} pairs "
+                    f"that fit model.max_length={length}, fewer than "
+                    f"train.batch_size={t.batch_size}")
+  eval_rows = {k: v[:e.num_batches * e.batch_size] for k, v in validation_rows.items()}
+  eval_list = lm_data.batches_of_rows(eval_rows, e.batch_size)
+  return TranslationData(
+      tokenizer=tokenizer,
+      train_batch_at=lambda step: row_batches.rows_batch_at(
+          train_rows, t.seed, step, t.batch_size, jax.process_index(), jax.process_count()),
+      eval_batches=lambda: iter(eval_list),
+      validation_pairs=[(pair.text, pair.target) for pair in parts["validation"]],
+      test_pairs=[(pair.text, pair.target) for pair in parts["test"]])
+
+
+def _encode(tokenizer: lm_data.Tokenizer,
+            pairs: Sequence[sources.Document]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+  """(source ids, target ids), one [L] array per pair, without special tokens."""
+  return (lm_data.encode_all(tokenizer, [pair.text for pair in pairs]),
+          lm_data.encode_all(tokenizer, [pair.target for pair in pairs]))
+
+
+def _rows(source_ids: Sequence[np.ndarray], target_ids: Sequence[np.ndarray], length: int,
+          *, pad_id: int, bos_id: int, eos_id: int,
+          truncate: bool) -> tuple[dict[str, np.ndarray], int]:
+  """The rows of `encode_pairs` from token ids."""
+  eos, bos = np.array([eos_id], np.int32), np.array([bos_id], np.int32)
+  too_long = [len(source) + 1 > length or len(target) + 1 > length
+              for source, target in zip(source_ids, target_ids)]
+  kept = [i for i, long in enumerate(too_long) if truncate or not long]
+  source = _padded([np.concatenate([source_ids[i], eos])[:length] for i in kept],
+                   length, pad_id)
+  inputs = _padded([np.concatenate([bos, target_ids[i]])[:length] for i in kept],
+                   length, pad_id)
+  targets = _padded([np.concatenate([target_ids[i], eos])[:length] for i in kept],
+                    length, pad_id)
+  rows = {"source": source[0], "source_segment_ids": source[1],
+          "inputs": inputs[0], "targets": targets[0],
+          "weights": targets[1].astype(np.float32), "segment_ids": targets[1]}
+  return rows, sum(too_long)
+
+
+def _padded(sequences: list[np.ndarray], length: int,
+            pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+  """([N, length] int32 ids padded with pad_id, [N, length] int32 1 on real tokens)."""
+  lengths = np.array([len(sequence) for sequence in sequences], np.int64)
+  real = np.arange(length)[None, :] < lengths[:, None]  # [N, length]
+  ids = np.full(real.shape, pad_id, np.int32)
+  if sequences:
+    ids[real] = np.concatenate(sequences)  # Row-major, as the mask enumerates them.
+  return ids, real.astype(np.int32)
+
+
+def _log_lengths(side: str, ids: Sequence[np.ndarray], length: int) -> None:
+  """Percentiles of training token counts (EOS included), to choose model.max_length."""
+  counts = np.array([len(sequence) + 1 for sequence in ids])
+  p50, p90, p99 = np.percentile(counts, [50, 90, 99])
+  logging.info("training %s tokens + EOS: median %d, 90%% %d, 99%% %d, max %d; "
+               "%.2f%% fit max_length %d", side, p50, p90, p99, counts.max(),
+               100 * np.mean(counts <= length), length)

@@ -1,0 +1,49 @@
+"""Encoder-decoder Transformer (Vaswani et al. 2017) for sequence-to-sequence tasks.
+
+source [B, S] -> encoder -> encoded [B, S, D]; target inputs [B, T] -> decoder
+(masked self-attention, cross-attention to `encoded`, MLP) -> logits [B, T, V].
+`encode` and `decode` are separate methods so decoding runs the encoder once.
+model.share_embeddings: one table for source, target and output (a joint
+vocabulary, as in the paper); else the encoder owns `source_embedding`.
+"""
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+
+from transformer_jax.configuration import ModelConfig
+from transformer_jax.models import embedding
+from transformer_jax.models.decoder import Decoder
+from transformer_jax.models.encoder import Encoder
+
+
+class EncoderDecoder(nn.Module):
+  config: ModelConfig
+
+  def setup(self):
+    c = self.config
+    shared = embedding.token_embedding(c) if c.share_embeddings else None
+    self.token_embedding = shared
+    self.encoder = Encoder(c, shared_embedding=shared)
+    self.decoder = Decoder(c, shared_embedding=shared)
+
+  def encode(self, source: jax.Array, *, deterministic: bool,
+             source_segment_ids: Optional[jax.Array] = None) -> jax.Array:
+    """source [B, S], source_segment_ids [B, S] (0 = padding) -> encoded [B, S, D]."""
+    return self.encoder(source, deterministic=deterministic, segment_ids=source_segment_ids)
+
+  def decode(self, encoded: jax.Array, inputs: jax.Array, *, deterministic: bool,
+             source_segment_ids: Optional[jax.Array] = None,
+             segment_ids: Optional[jax.Array] = None) -> jax.Array:
+    """encoded [B, S, D], inputs [B, T] (<bos> + target) -> logits [B, T, V] float32."""
+    return self.decoder(inputs, deterministic=deterministic, segment_ids=segment_ids,
+                        encoded=encoded, source_segment_ids=source_segment_ids)
+
+  def __call__(self, source: jax.Array, inputs: jax.Array, *, deterministic: bool,
+               source_segment_ids: Optional[jax.Array] = None,
+               segment_ids: Optional[jax.Array] = None) -> jax.Array:
+    encoded = self.encode(source, deterministic=deterministic,
+                          source_segment_ids=source_segment_ids)
+    return self.decode(encoded, inputs, deterministic=deterministic,
+                       source_segment_ids=source_segment_ids, segment_ids=segment_ids)
