@@ -7,7 +7,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from conftest import REPO
-from configs import clm
+from configs import clm, mlm
 from transformer_jax import configuration
 from transformer_jax.errors import ConfigError
 
@@ -16,7 +16,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarni
 
 
 def _tiny_with(path: str, value):
-  config = clm.get_config("tiny")
+  config = mlm.get_config("tiny")  # Lists the masked-LM fields as well as clm's.
+  if "." not in path:
+    config[path] = value
+    return config
   section, field = path.split(".")
   setattr(config[section], field, value)
   return config
@@ -39,6 +42,12 @@ def _parse_flags(monkeypatch, *overrides: str):
     ("train.decay_steps", 2, "train.decay_steps"),  # == warmup_steps of the tiny preset.
     ("train.decay_steps", 1, "train.decay_steps"),  # < warmup_steps.
     ("model.num_layerz", 3, "model.num_layerz"),  # Unknown field.
+    ("train.label_smoothing", 1.0, "train.label_smoothing"),
+    ("model.num_encoder_layers", -1, "model.num_encoder_layers"),
+    ("model.num_token_types", -2, "model.num_token_types"),
+    ("data.mask_probability", 1.5, "data.mask_probability"),
+    ("data.random_token_probability", 0.3, "data.random_token_probability"),  # 0.8 + 0.3 > 1.
+    ("experiment", "gan", "experiment"),
 ])
 def test_invalid_field_is_named(path, value, field):
   with pytest.raises(ConfigError) as error:

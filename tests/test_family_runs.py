@@ -1,0 +1,63 @@
+"""launch.py end to end for the encoder (configs/mlm.py) and encoder-decoder
+(configs/seq2seq.py) families on their tiny presets: training lowers the loss,
+metrics carry the family's names, --mode=eval reproduces the final evaluation."""
+
+import pytest
+
+from conftest import TRACEBACK, by_step, copy_workdir, last_line, run_launch
+from transformer_jax.training.metrics_writer import read_metrics
+
+FAMILIES = {
+    "mlm": ("--config=configs/mlm.py:tiny",
+            {"eval_loss", "eval_mlm_loss", "eval_mlm_perplexity", "eval_mlm_accuracy",
+             "eval_mlm_tokens", "eval_nsp_loss", "eval_nsp_accuracy", "eval_nsp_examples"}),
+    "seq2seq": ("--config=configs/seq2seq.py:tiny",
+                {"eval_loss", "eval_perplexity", "eval_token_accuracy", "eval_tokens"}),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family_run(request, tmp_path_factory):
+  name = request.param
+  workdir = tmp_path_factory.mktemp(name) / "workdir"
+  result = run_launch(FAMILIES[name][0], f"--workdir={workdir}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return name, workdir
+
+
+def test_tiny_preset_trains_and_reports_its_metrics(family_run):
+  name, workdir = family_run
+  train_loss = by_step(workdir, "train_loss")
+  assert sorted(train_loss) == [5, 10, 15, 20, 25, 30]
+  assert train_loss[30] < train_loss[5]
+  evals = [r for r in read_metrics(str(workdir)) if "eval_loss" in r]
+  assert [r["step"] for r in evals] == [15, 30]
+  assert all(set(r) == FAMILIES[name][1] | {"step"} for r in evals)
+  assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]
+
+
+def test_eval_mode_reproduces_the_final_evaluation(family_run, tmp_path):
+  name, shared = family_run
+  workdir = copy_workdir(shared, tmp_path / "workdir")
+  final = [r for r in read_metrics(str(workdir)) if "eval_loss" in r][-1]
+  result = run_launch(FAMILIES[name][0], f"--workdir={workdir}", "--mode=eval")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.startswith(f"step 30 | eval_loss {final['eval_loss']:.4f} | ")
+  assert read_metrics(str(workdir))[-1] == final
+
+
+def test_mlm_has_no_sample_mode(tmp_path):
+  result = run_launch(FAMILIES["mlm"][0], f"--workdir={tmp_path / 'w'}", "--mode=sample")
+  assert result.returncode == 1 and TRACEBACK not in result.stderr
+  assert last_line(result.stderr) == (
+      "error: --mode=sample is not available for experiment mlm: use train or eval")
+
+
+def test_seq2seq_refuses_a_corpus_without_targets(tmp_path):
+  text = tmp_path / "plain.txt"
+  text.write_text("no tabs here\n", encoding="utf-8")
+  result = run_launch(FAMILIES["seq2seq"][0], f"--workdir={tmp_path / 'w'}",
+                      f"--config.data.path={text}", "--config.data.format=text")
+  assert result.returncode == 1 and TRACEBACK not in result.stderr
+  assert "seq2seq needs a parallel corpus" in last_line(result.stderr)
+  assert not (tmp_path / "w").exists()
