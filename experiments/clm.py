@@ -11,12 +11,13 @@ import os
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
 from transformer_jax.data import chunking, lm_data
-from transformer_jax.decoding import generate, samplers
+from transformer_jax.decoding import generate, model_steps, samplers
 from transformer_jax.errors import DataError
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
@@ -34,7 +35,8 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> task_lib
 
 
 def sample_text(task: task_lib.Task, params, prompt: str) -> str:
-  """Continues `prompt` with `decode.max_new_tokens` characters, in one jit."""
+  """Continues `prompt` with `decode.max_new_tokens` tokens, in one jit: KV-cached while the
+  context fits model.max_length, then by the sliding window (no cache) beyond it."""
   d, length = task.cfg.decode, task.cfg.model.max_length
   prompt_ids = task.tokenizer.encode(prompt)
   if len(prompt_ids) == 0:
@@ -44,15 +46,25 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
   buffer[0, :len(prompt_ids)] = prompt_ids
   sampler = samplers.greedy if d.strategy == "greedy" else samplers.make_sampler(
       d.temperature, d.top_k)
+  # The cache holds prompt + new tokens - 1 slots; a prompt longer than the context gets none.
+  num_cached = min(d.max_new_tokens, max(length + 1 - len(prompt_ids), 0))
 
   @jax.jit
-  def run(params, buffer, prompt_length, key):
+  def run(params, buffer, key):
+    cached_key, windowed_key = jax.random.split(key)
+    if num_cached:
+      prompt = buffer[:, :len(prompt_ids)]
+      new_tokens, _ = model_steps.generate(
+          task.model, params, prompt, jnp.full((1,), len(prompt_ids), jnp.int32),
+          sampler=sampler, max_new_tokens=num_cached, key=cached_key)
+      buffer = jax.lax.dynamic_update_slice(buffer, new_tokens, (0, len(prompt_ids)))
     apply_logits = lambda tokens: task.model.apply({"params": params}, tokens,
                                                    deterministic=True)
     step_fn = generate.windowed_step_fn(apply_logits, length)
-    return generate.generate(step_fn, sampler, buffer, prompt_length, d.max_new_tokens, key)
+    return generate.generate(step_fn, sampler, buffer, len(prompt_ids) + num_cached,
+                             d.max_new_tokens - num_cached, windowed_key)
 
-  tokens = run(params, buffer, len(prompt_ids), jax.random.key(d.seed))
+  tokens = run(params, buffer, jax.random.key(d.seed))
   return task.tokenizer.decode(np.asarray(tokens)[0, :len(prompt_ids) + d.max_new_tokens])
 
 

@@ -111,3 +111,16 @@ def test_greedy_generation_equals_a_python_loop(apply_logits, step_fn):
     context = jnp.array([expected[-MODEL.max_length:]], jnp.int32)
     expected.append(int(jnp.argmax(apply_logits(context)[0, -1])))
   assert out[0].tolist() == expected
+
+
+def test_the_kv_cached_loop_agrees_with_the_window_within_the_context(apply_logits, step_fn):
+  from transformer_jax.decoding import model_steps  # pylint: disable=import-outside-toplevel
+  model, params = init_decoder(MODEL, seed=3)
+  prompt, num_new = [3, 1], 3  # 2 + 3 - 1 = 4 cache slots: the whole context.
+  buffer = jnp.zeros((1, 5), jnp.int32).at[0, :2].set(jnp.array(prompt))
+  windowed = jax.jit(lambda buffer: generate.generate(
+      step_fn, samplers.greedy, buffer, len(prompt), num_new, jax.random.key(0)))(buffer)
+  cached, _ = jax.jit(lambda prompts: model_steps.generate(
+      model, params, prompts, jnp.array([2]), sampler=samplers.greedy, max_new_tokens=num_new,
+      key=jax.random.key(0)))(buffer[:, :2])
+  assert cached[0].tolist() == windowed[0, 2:].tolist()

@@ -1,8 +1,11 @@
-"""The decoding loop: it sees only a `step_fn` and a sampler, and runs in one jit.
+"""The uncached decoding loop: it sees only a `step_fn` and a sampler, and runs in one jit.
 
 step_fn(tokens [B, N], index) -> logits [B, V] for the token at `index`, given
 tokens[:, :index]. The loop writes each chosen token into a fixed buffer, so one
 compiled program serves every prompt of the same padded length.
+Each step re-runs the model over a window of tokens. The KV-cached loop of
+`kv_decoding` (with `model_steps`) is much faster within the model's context;
+this one remains for continuing past it, where the window slides.
 """
 
 from typing import Callable

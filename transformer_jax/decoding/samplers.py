@@ -1,4 +1,9 @@
-"""Choosing the next token from logits [B, V]. Each sampler: (logits, key) -> ids [B]."""
+"""Choosing the next token from logits [B, V]. Each sampler: (logits, key) -> ids [B].
+
+Sampling restricts and reshapes the distribution in the usual order: divide the
+logits by the temperature, keep the top-k tokens, then keep the nucleus (top-p)
+of what is left, and draw. Temperature 0 is greedy decoding.
+"""
 
 from typing import Callable
 
@@ -20,11 +25,39 @@ def top_k_logits(logits: jax.Array, top_k: int) -> jax.Array:
   return jnp.where(logits < kth, -jnp.inf, logits)
 
 
-def make_sampler(temperature: float, top_k: int) -> Sampler:
-  """Samples from softmax(logits / temperature), restricted to the top-k tokens."""
+def top_p_logits(logits: jax.Array, top_p: float) -> jax.Array:
+  """Nucleus (Holtzman et al. 2020): keeps the fewest most likely tokens whose probability
+  reaches top_p (ties at the last kept value kept), -inf elsewhere.  [B, V] -> [B, V].
+
+  A token is kept when the probability of the tokens ranked above it is below
+  top_p, so the most likely token always is.
+  """
+  if top_p >= 1.0:
+    return logits
+  descending = -jnp.sort(-logits, axis=-1)
+  probabilities = jax.nn.softmax(descending, axis=-1)
+  mass_above = jnp.cumsum(probabilities, axis=-1) - probabilities
+  num_kept = jnp.sum(mass_above < top_p, axis=-1, keepdims=True)  # >= 1
+  smallest_kept = jnp.take_along_axis(descending, num_kept - 1, axis=-1)
+  return jnp.where(logits < smallest_kept, -jnp.inf, logits)
+
+
+def make_sampler(temperature: float, top_k: int = 0, top_p: float = 1.0) -> Sampler:
+  """Samples from softmax(logits / temperature) restricted to the top-k, then top-p, tokens.
+
+  temperature 0: greedy. top_k 0 and top_p 1 keep the whole vocabulary.
+  """
+  if temperature < 0:
+    raise ValueError(f"decode.temperature: must be >= 0, got {temperature}")
+  if top_k < 0:
+    raise ValueError(f"decode.top_k: must be >= 0 (0 keeps every token), got {top_k}")
+  if not 0 < top_p <= 1:
+    raise ValueError(f"decode.top_p: must be in (0, 1], got {top_p}")
+  if temperature == 0:
+    return greedy
 
   def sample(logits: jax.Array, key: jax.Array) -> jax.Array:
     scaled = top_k_logits(logits.astype(jnp.float32) / temperature, top_k)
-    return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
+    return jax.random.categorical(key, top_p_logits(scaled, top_p), axis=-1).astype(jnp.int32)
 
   return sample

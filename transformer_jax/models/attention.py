@@ -3,6 +3,8 @@
 Shapes: x [B, T, D] queries' inputs; inputs_kv [B, S, D] keys' and values'
 inputs (x itself for self-attention); mask [B|1, 1, T, S] (True = may attend);
 q [B, T, H, K]; k, v [B, S, G, K] with G dividing H; scores [B, H, T, S].
+With a KV cache (`transformer_jax.models.kv_cache`, L slots) the keys are the
+cache's: self-attention masks are [B|1, 1, T, L].
 Score functions live in `transformer_jax.models.attention_scores`.
 """
 
@@ -12,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.models import attention_scores, initializers
+from transformer_jax.models import attention_scores, initializers, kv_cache
 from transformer_jax.models.attention_scores import SCORES, heads_first
 from transformer_jax.models import positions as positions_lib
 from transformer_jax.models.projection import Projection
@@ -116,10 +118,15 @@ class MultiHeadAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None, *, deterministic: bool,
-               inputs_kv: jax.Array | None = None, positions: jax.Array | None = None):
+               inputs_kv: jax.Array | None = None, positions: jax.Array | None = None,
+               cache: kv_cache.KVCache | None = None):
     """x [B, T, D], inputs_kv [B, S, D] or None (self-attention) -> y [B, T, D].
 
     positions [B, T] (self-attention with rope): each token's position in its document.
+    cache: returns (y, updated cache) instead of y. Self-attention: x's keys and
+    values are written at cache.index and x attends to all L slots (mask
+    [B|1, 1, T, L]). Cross-attention: an unfilled cache is filled with inputs_kv's
+    keys and values; a filled one is used as it is and inputs_kv is not read.
     """
     check_options(self.score, self.implementation, self.num_heads, self.num_kv_heads)
     fused = self.implementation == "fused"
@@ -135,11 +142,21 @@ class MultiHeadAttention(nn.Module):
       return Projection((heads, self.head_dim), ("embed", "heads", "head_dim"),
                         use_bias=self.use_bias, dtype=self.dtype, name=name)(inputs)
     q = project("query", x, self.num_heads)
-    k, v = project("key", source, kv_heads), project("value", source, kv_heads)
+    cached_source = cache is not None and inputs_kv is not None and cache.keys is not None
+    if cached_source:
+      k, v = cache.keys, cache.values
+    else:
+      k, v = project("key", source, kv_heads), project("value", source, kv_heads)
     if self.rope:
       if positions is None or inputs_kv is not None:
         raise ValueError("model.position: rope needs positions and self-attention")
       q, k = positions_lib.apply_rope(q, positions), positions_lib.apply_rope(k, positions)
+    if cache is not None:
+      if inputs_kv is None:
+        cache = kv_cache.write(cache, k, v)
+        k, v = cache.keys, cache.values
+      elif not cached_source:
+        cache = kv_cache.KVCache(k, v, jnp.asarray(k.shape[1], jnp.int32))
     weights = None
     if fused:
       y = fused_attention(q, k, v, mask, self.score)
@@ -151,7 +168,8 @@ class MultiHeadAttention(nn.Module):
     y = Projection((x.shape[-1],), ("heads", "head_dim", "embed"), num_input_axes=2,
                    use_bias=self.use_bias, dtype=self.dtype,
                    init_stddev=self.output_init_stddev, name="output")(y)
-    return (y, weights) if self.return_weights else y
+    outputs = (y, weights) if self.return_weights else y
+    return outputs if cache is None else (outputs, cache)
 
   def _scores(self, q: jax.Array, k: jax.Array) -> jax.Array:
     """[B, T, H, K], [B, S, G, K] -> [B, H, T, S] float32 for `self.score`."""

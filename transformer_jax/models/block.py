@@ -6,6 +6,8 @@ Sublayers, in order: self-attention, cross-attention over an encoder's output
   post-norm (Vaswani et al., BERT):  norm(x + sublayer(x)).
 Parameter names (attention, cross_attention, mlp and their *_norm) are the same in
 every family, so weights and sharding rules carry across.
+Given a `kv_cache.LayerCache`, the attention sublayers read and extend it and the
+block returns (x, updated cache): incremental decoding, one new token at a time.
 """
 
 from typing import Optional
@@ -14,7 +16,7 @@ import flax.linen as nn
 import jax
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import initializers
+from transformer_jax.models import initializers, kv_cache
 from transformer_jax.models.attention import MultiHeadAttention
 from transformer_jax.models.mlp import Mlp
 from transformer_jax.models.normalization import make_norm
@@ -45,8 +47,12 @@ class TransformerBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, mask: Optional[jax.Array], *, deterministic: bool,
                positions: Optional[jax.Array] = None, encoded: Optional[jax.Array] = None,
-               cross_mask: Optional[jax.Array] = None) -> jax.Array:
-    """mask [B|1, 1, T, T]; positions [B, T]; encoded [B, S, D]; cross_mask [B, 1, T, S]."""
+               cross_mask: Optional[jax.Array] = None,
+               cache: Optional[kv_cache.LayerCache] = None):
+    """mask [B|1, 1, T, T]; positions [B, T]; encoded [B, S, D]; cross_mask [B, 1, T, S].
+
+    cache: returns (x, updated cache) instead of x; mask is then [B|1, 1, T, L].
+    """
     c = self.config
     # GPT-2: residual-path projections scaled by 1/sqrt(2L) at init.
     output_stddev = initializers.STDDEV / (2 * self.num_layers) ** 0.5
@@ -63,12 +69,32 @@ class TransformerBlock(nn.Module):
         return x + drop(sublayer(sublayer_norm(x)))
       return sublayer_norm(x + drop(sublayer(x)))
 
-    x = residual(x, lambda h: self_attention(h, mask, deterministic=deterministic,
-                                             positions=positions), attention_norm)
+    # Sublayers stash their updated caches here (a sublayer must return y alone).
+    caches = {}
+
+    def self_attend(h):
+      if cache is None:
+        return self_attention(h, mask, deterministic=deterministic, positions=positions)
+      h, caches["self"] = self_attention(h, mask, deterministic=deterministic,
+                                         positions=positions, cache=cache.self_attention)
+      return h
+
+    x = residual(x, self_attend, attention_norm)
     if encoded is not None:
       cross_attention = attention(c, output_stddev, "cross_attention", cross=True)
-      x = residual(x, lambda h: cross_attention(h, cross_mask, deterministic=deterministic,
-                                                inputs_kv=encoded),
-                   norm(c, "cross_attention_norm"))
-    return residual(x, lambda h: mlp(h, deterministic=deterministic), mlp_norm,
-                    dropout_output=False)
+
+      def cross_attend(h):
+        if cache is None:
+          return cross_attention(h, cross_mask, deterministic=deterministic, inputs_kv=encoded)
+        given = cache.cross_attention
+        h, caches["cross"] = cross_attention(
+            h, cross_mask, deterministic=deterministic, inputs_kv=encoded,
+            cache=kv_cache.unfilled() if given is None else given)
+        return h
+
+      x = residual(x, cross_attend, norm(c, "cross_attention_norm"))
+    x = residual(x, lambda h: mlp(h, deterministic=deterministic), mlp_norm,
+                 dropout_output=False)
+    if cache is None:
+      return x
+    return x, kv_cache.LayerCache(caches["self"], caches.get("cross"))

@@ -8,6 +8,8 @@ sinusoidal, RoPE, none), LayerNorm or RMSNorm, pre or post norm, MLP activation.
 Given an encoder's output, every block also cross-attends to it.
 Pure: dropout randomness comes from the caller's `rngs={'dropout': key}` and is
 used only when `deterministic=False`.
+Incremental decoding: given a `kv_cache.DecoderCache`, the tokens fill its next
+slots and the call returns (logits, updated cache); see `transformer_jax.decoding`.
 """
 
 from typing import Optional
@@ -17,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding
+from transformer_jax.models import embedding, kv_cache
 from transformer_jax.models.attention import causal_mask, segment_mask
 from transformer_jax.models.block import TransformerBlock, norm
 
@@ -47,29 +49,48 @@ class Decoder(nn.Module):
                positions: Optional[jax.Array] = None,
                segment_ids: Optional[jax.Array] = None,
                encoded: Optional[jax.Array] = None,
-               source_segment_ids: Optional[jax.Array] = None) -> jax.Array:
+               source_segment_ids: Optional[jax.Array] = None,
+               cache: Optional[kv_cache.DecoderCache] = None):
     """positions [B, T] and segment_ids [B, T] (0 = padding) are for packed or padded rows.
 
     encoded [B, S, D] and source_segment_ids [B, S]: the encoder's output and padding.
+    cache: the tokens fill slots index .. index + T - 1 and attend to every valid
+    slot up to their own; returns (logits, updated cache). Positions default to
+    the slots; segment ids then only mark padding (0), which no token attends to.
     """
     c = self.config
     length = tokens.shape[1]
     if positions is None:
-      positions = jnp.arange(length)[None]
+      positions = jnp.arange(length)[None] + (0 if cache is None else cache.index)
     table = (self.shared_embedding if self.shared_embedding is not None
              else embedding.token_embedding(c))
     x = embedding.embed(c, table, tokens, positions, deterministic=deterministic)
-    mask = causal_mask(length)
-    if segment_ids is not None:
-      mask = mask & segment_mask(segment_ids)
+    if cache is None:
+      mask = causal_mask(length)
+      if segment_ids is not None:
+        mask = mask & segment_mask(segment_ids)
+    else:
+      new_valid = (jnp.ones(tokens.shape, bool) if segment_ids is None
+                   else segment_ids != 0)
+      valid = kv_cache.write_valid(cache.valid, new_valid, cache.index)
+      mask = kv_cache.attention_mask(valid, cache.index, length)
     cross_mask = None
     if encoded is not None:
       cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
     block_positions = jnp.broadcast_to(positions, tokens.shape)
+    layer_caches = []
     for i in range(c.num_layers):
-      x = TransformerBlock(c, c.num_layers, name=f"block_{i}")(
-          x, mask, deterministic=deterministic, positions=block_positions, encoded=encoded,
-          cross_mask=cross_mask)
+      block = TransformerBlock(c, c.num_layers, name=f"block_{i}")
+      if cache is None:
+        x = block(x, mask, deterministic=deterministic, positions=block_positions,
+                  encoded=encoded, cross_mask=cross_mask)
+      else:
+        x, layer_cache = block(x, mask, deterministic=deterministic, positions=block_positions,
+                               encoded=encoded, cross_mask=cross_mask, cache=cache.layers[i])
+        layer_caches.append(layer_cache)
     if c.norm_position == "pre":  # Post-norm blocks already end normalised.
       x = norm(c, "final_norm")(x)
-    return table.attend(x).astype(jnp.float32)
+    logits = table.attend(x).astype(jnp.float32)
+    if cache is None:
+      return logits
+    return logits, kv_cache.DecoderCache(tuple(layer_caches), valid)

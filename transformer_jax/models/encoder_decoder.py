@@ -2,7 +2,9 @@
 
 source [B, S] -> encoder -> encoded [B, S, D]; target inputs [B, T] -> decoder
 (masked self-attention, cross-attention to `encoded`, MLP) -> logits [B, T, V].
-`encode` and `decode` are separate methods so decoding runs the encoder once.
+`encode` and `decode` are separate methods so decoding runs the encoder once;
+`decode` with a `kv_cache.DecoderCache` also projects the encoder output to
+cross-attention keys and values once (on its first call) and reuses them.
 model.share_embeddings: one table for source, target and output (a joint
 vocabulary, as in the paper); else the encoder owns `source_embedding`.
 """
@@ -13,7 +15,7 @@ import flax.linen as nn
 import jax
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding
+from transformer_jax.models import embedding, kv_cache
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.models.encoder import Encoder
 
@@ -35,10 +37,15 @@ class EncoderDecoder(nn.Module):
 
   def decode(self, encoded: jax.Array, inputs: jax.Array, *, deterministic: bool,
              source_segment_ids: Optional[jax.Array] = None,
-             segment_ids: Optional[jax.Array] = None) -> jax.Array:
-    """encoded [B, S, D], inputs [B, T] (<bos> + target) -> logits [B, T, V] float32."""
+             segment_ids: Optional[jax.Array] = None,
+             cache: Optional[kv_cache.DecoderCache] = None):
+    """encoded [B, S, D], inputs [B, T] (<bos> + target) -> logits [B, T, V] float32.
+
+    cache (from `kv_cache.init(..., cross_attention=True)`): returns (logits, cache);
+    once the cache is filled, `encoded` is not read again.
+    """
     return self.decoder(inputs, deterministic=deterministic, segment_ids=segment_ids,
-                        encoded=encoded, source_segment_ids=source_segment_ids)
+                        encoded=encoded, source_segment_ids=source_segment_ids, cache=cache)
 
   def __call__(self, source: jax.Array, inputs: jax.Array, *, deterministic: bool,
                source_segment_ids: Optional[jax.Array] = None,
