@@ -107,3 +107,10 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
 def reference_run(tmp_path_factory) -> pathlib.Path:
   """Workdir of REFERENCE_FLAGS on one device, run without interruption. Read-only."""
   return _finished_run(tmp_path_factory, "reference_run", REFERENCE_FLAGS)
+
+
+@pytest.fixture(scope="module")
+def seq2seq():
+  """A small encoder-decoder with random parameters and a padded source batch."""
+  from decoding_models import seq2seq_model  # pylint: disable=import-outside-toplevel
+  return seq2seq_model()

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from test_kv_cache import BASE, decoder_and_params, full_logits, seq2seq  # noqa: F401  pylint: disable=unused-import
+from decoding_models import BASE, decoder_and_params, full_logits
 from transformer_jax.decoding import beam_search, kv_decoding, model_steps, samplers
 from transformer_jax.decoding.beam_search import BeamOptions
 

@@ -1,6 +1,5 @@
 """Causality and packing: a position sees only earlier tokens of its own document."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -3,20 +3,17 @@
 import dataclasses
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.configuration import ModelConfig
+from decoding_models import BASE, SEQ2SEQ, decoder_and_params, full_forward, full_logits
 from transformer_jax.decoding import kv_decoding, model_steps, samplers
 from transformer_jax.models import kv_cache
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.models.encoder_decoder import EncoderDecoder
 
-BASE = ModelConfig(num_layers=2, num_heads=4, model_dim=16, mlp_dim=32, max_length=12,
-                   dropout_rate=0.0, use_bias=True, dtype="float32", vocab_size=11)
 VARIANTS = {
     "default": {},
     "rope_grouped_query": dict(position="rope", num_kv_heads=2),
@@ -27,36 +24,6 @@ VARIANTS = {
                                              activation="swiglu", position="none"),
 }
 TOLERANCE = dict(rtol=1e-4, atol=1e-4)
-
-
-def random_params(model, *example_inputs, seed=0, stddev=0.5):
-  """Parameters drawn in numpy (no op-by-op init), large enough that attention is far
-  from uniform and greedy outputs vary (GPT-2's 0.02 makes every row repeat one token)."""
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *example_inputs,
-                                             deterministic=True))["params"]
-  generator = np.random.default_rng(seed)
-  return jax.tree_util.tree_map(
-      lambda leaf: jnp.asarray(generator.normal(0.0, stddev, leaf.shape), jnp.float32),
-      nn.unbox(shapes))
-
-
-def decoder_and_params(config, seed=0, stddev=0.5):
-  model = Decoder(config)
-  return model, random_params(model, jnp.zeros((1, config.max_length), jnp.int32), seed=seed,
-                              stddev=stddev)
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _full_forward(model, params, tokens):
-  return model.apply({"params": params}, tokens, deterministic=True)
-
-
-def full_logits(model, params, tokens):
-  """Logits [len(tokens), V] of the uncached model, compiled once: the buffer is padded on
-  the right to max_length, which the causal mask hides from earlier positions."""
-  buffer = np.zeros((1, model.config.max_length), np.int32)
-  buffer[0, :len(tokens)] = tokens
-  return np.asarray(_full_forward(model, params, buffer))[0, :len(tokens)]
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -110,7 +77,7 @@ def test_no_cache_argument_changes_nothing():
   # The cached call adds no parameters: the same tree serves both paths.
   cached = jax.jit(lambda p: model.apply({"params": p}, tokens, deterministic=True,
                                          cache=kv_cache.init(BASE, 1, 4))[0])
-  np.testing.assert_allclose(cached(params), _full_forward(model, params, tokens), **TOLERANCE)
+  np.testing.assert_allclose(cached(params), full_forward(model, params, tokens), **TOLERANCE)
 
 
 GREEDY = jax.jit(functools.partial(model_steps.generate, Decoder(BASE), sampler=samplers.greedy,
@@ -124,7 +91,7 @@ def _python_greedy(model, params, prompt, steps):
   return tokens[len(prompt):]
 
 
-def test_greedy_equals_a_python_loop_over_the_full_forward():
+def test_greedy_equals_a_python_loop_over_thefull_forward():
   model, params = decoder_and_params(BASE, seed=3, stddev=1.0)
   prompts, lengths = kv_decoding.left_pad([[4, 2, 7]], 3)
   tokens, emitted = GREEDY(params, prompts, lengths, key=jax.random.key(0))
@@ -183,18 +150,6 @@ def test_too_long_a_decode_fails_before_compiling():
   prompts, lengths = kv_decoding.left_pad([[1, 2, 3, 4, 5, 6]], 7)
   with pytest.raises(ValueError, match="exceeds model.max_length=12"):
     GREEDY(params, prompts, lengths, key=jax.random.key(0))
-
-
-SEQ2SEQ = dataclasses.replace(BASE, num_encoder_layers=1, position="sinusoidal", num_kv_heads=2)
-
-
-@pytest.fixture(scope="module")
-def seq2seq():
-  model = EncoderDecoder(SEQ2SEQ)
-  source = jnp.asarray([[3, 4, 5, 6, 0], [7, 8, 0, 0, 0]], jnp.int32)
-  source_segment_ids = (source != 0).astype(jnp.int32)
-  params = random_params(model, source, source[:, :3], seed=0, stddev=1.0)
-  return model, params, source, source_segment_ids
 
 
 def test_translation_equals_full_forward_greedy(seq2seq):

@@ -1,6 +1,5 @@
 """Packed rows: exact layout, no target across documents, same logits and loss as unpacked."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

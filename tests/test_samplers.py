@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from test_kv_cache import BASE, decoder_and_params
+from decoding_models import BASE, decoder_and_params
 from transformer_jax.decoding import kv_decoding, model_steps, samplers
 
 PROBABILITIES = np.array([0.15, 0.5, 0.05, 0.3])  # Sorted: tokens 1, 3, 0, 2.

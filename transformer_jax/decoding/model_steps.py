@@ -92,7 +92,7 @@ def seq2seq_prefill(model: nn.Module, params: Params, source: jax.Array,
   cache_length = kv_decoding.check_context(1, max_new_tokens, model.config.max_length)
   encoded = model.apply({"params": params}, source, deterministic=True,
                         source_segment_ids=source_segment_ids, method="encode")
-  cache = kv_cache.init(model.config, batch, cache_length, cross_attention=True)
+  cache = kv_cache.init(model.config, batch, cache_length)
   bos = jnp.full((batch, 1), bos_token, jnp.int32)
   logits, cache = model.apply({"params": params}, encoded, bos, deterministic=True,
                               source_segment_ids=source_segment_ids, cache=cache,

@@ -41,8 +41,8 @@ class EncoderDecoder(nn.Module):
              cache: Optional[kv_cache.DecoderCache] = None):
     """encoded [B, S, D], inputs [B, T] (<bos> + target) -> logits [B, T, V] float32.
 
-    cache (from `kv_cache.init(..., cross_attention=True)`): returns (logits, cache);
-    once the cache is filled, `encoded` is not read again.
+    cache (from `kv_cache.init`): returns (logits, cache); the first call stores the
+    cross-attention keys and values, and later calls do not read `encoded`.
     """
     return self.decoder(inputs, deterministic=deterministic, segment_ids=segment_ids,
                         encoded=encoded, source_segment_ids=source_segment_ids, cache=cache)

@@ -12,9 +12,10 @@ T new tokens in one call.
                a `jax.lax.while_loop`. Self-attention keys are stored after RoPE,
                rotated by their tokens' true positions.
                Cross-attention (encoder-decoder) caches hold the source's keys
-               and values [B, S, G, K]: `unfilled()` until the first (prefill)
-               call projects the encoder output, then reused as they are.
-  LayerCache   one block's self-attention cache and optional cross-attention cache.
+               and values [B, S, G, K], projected from the encoder output by the
+               first (prefill) call and then reused as they are.
+  LayerCache   one block's self-attention cache and, once filled, its
+               cross-attention cache (None before the prefill and without an encoder).
   DecoderCache a decoder's per-layer caches and valid [B, L] bool: True where a slot
                holds a real token. Left padding and slots not yet written are
                False, so no row attends to them.
@@ -39,7 +40,7 @@ class KVCache(flax.struct.PyTreeNode):
 
 class LayerCache(flax.struct.PyTreeNode):
   self_attention: KVCache
-  cross_attention: Optional[KVCache] = None  # Encoder-decoder only.
+  cross_attention: Optional[KVCache] = None  # Encoder-decoder, from the prefill on.
 
 
 class DecoderCache(flax.struct.PyTreeNode):
@@ -58,21 +59,19 @@ class DecoderCache(flax.struct.PyTreeNode):
 
 
 def unfilled() -> KVCache:
-  """A cross-attention cache whose keys and values the next call computes."""
+  """A cross-attention cache whose keys and values the next call computes from inputs_kv."""
   return KVCache(None, None, None)
 
 
-def init(config: ModelConfig, batch: int, length: int,
-         cross_attention: bool = False) -> DecoderCache:
+def init(config: ModelConfig, batch: int, length: int) -> DecoderCache:
   """An empty cache of `length` slots for the decoder of `config`.
 
-  cross_attention: the decoder of an encoder-decoder; the first call fills the
-  cross-attention caches from the encoder's output.
+  An encoder-decoder's first call with the encoder output adds the cross-attention
+  caches (None until then).
   """
   kv_heads = config.num_kv_heads or config.num_heads
   zeros = jnp.zeros((batch, length, kv_heads, config.head_dim), config.dtype)
-  layer = LayerCache(KVCache(zeros, zeros, jnp.zeros((), jnp.int32)),
-                     unfilled() if cross_attention else None)
+  layer = LayerCache(KVCache(zeros, zeros, jnp.zeros((), jnp.int32)))
   return DecoderCache((layer,) * config.num_layers,
                       jnp.zeros((batch, length), bool))
 
