@@ -74,7 +74,10 @@ def test_default_path_is_todays_attention_bit_for_bit():
   names = jax.tree_util.tree_map(lambda p: p.names, _boxed_shapes(module, x, mask),
                                  is_leaf=lambda p: hasattr(p, "names"))
   projection = {"kernel": ("embed", "heads", "head_dim"), "bias": ("heads", "head_dim")}
-  assert names == {"query": projection, "key": projection, "value": projection,
+  # Key/value heads have their own logical name: with GQA they are fewer, so a rule
+  # sharding query heads must not be applied to them blindly.
+  kv_projection = {"kernel": ("embed", "kv_heads", "head_dim"), "bias": ("kv_heads", "head_dim")}
+  assert names == {"query": projection, "key": kv_projection, "value": kv_projection,
                    "output": {"kernel": ("heads", "head_dim", "embed"), "bias": ("embed",)}}
   params = _init(module, x, mask)
   assert params["key"]["kernel"].shape == (WIDTH, HEADS, HEAD_DIM)

@@ -138,15 +138,16 @@ class MultiHeadAttention(nn.Module):
       raise ValueError("model.attention_impl: 'fused' cannot return attention weights")
     source = x if inputs_kv is None else inputs_kv
     kv_heads = self.num_kv_heads or self.num_heads
-    def project(name, inputs, heads):
-      return Projection((heads, self.head_dim), ("embed", "heads", "head_dim"),
+    def project(name, inputs, heads, heads_axis):
+      return Projection((heads, self.head_dim), ("embed", heads_axis, "head_dim"),
                         use_bias=self.use_bias, dtype=self.dtype, name=name)(inputs)
-    q = project("query", x, self.num_heads)
+    q = project("query", x, self.num_heads, "heads")
     cached_source = cache is not None and inputs_kv is not None and cache.keys is not None
     if cached_source:
       k, v = cache.keys, cache.values
     else:
-      k, v = project("key", source, kv_heads), project("value", source, kv_heads)
+      k, v = (project("key", source, kv_heads, "kv_heads"),
+              project("value", source, kv_heads, "kv_heads"))
     if self.rope:
       if positions is None or inputs_kv is not None:
         raise ValueError("model.position: rope needs positions and self-attention")
@@ -183,9 +184,9 @@ class MultiHeadAttention(nn.Module):
     def param(name, names, shape):
       return self.param(name, initializers.kernel(names, width**-0.5), shape,
                         jnp.float32).astype(self.dtype)
-    query_kernel = param("additive_query", ("heads", "head_dim", "head_dim"),
+    query_kernel = param("additive_query", ("heads", "head_dim", "additive_dim"),
                          (heads, width, width))
-    key_kernel = param("additive_key", ("heads", "head_dim", "head_dim"),
+    key_kernel = param("additive_key", ("kv_heads", "head_dim", "additive_dim"),
                        (kv_heads, width, width))
-    vector = param("additive_vector", ("heads", "head_dim"), (heads, width))
+    vector = param("additive_vector", ("heads", "additive_dim"), (heads, width))
     return attention_scores.additive(q, k, query_kernel, key_kernel, vector)

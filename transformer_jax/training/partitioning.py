@@ -21,8 +21,12 @@ LOGICAL_AXIS_RULES = (
     ("embed", None),
     ("length", None),
     ("heads", None),
+    ("kv_heads", None),  # Key/value heads: fewer than query heads with GQA/MQA.
     ("head_dim", None),
+    ("additive_dim", None),  # Additive attention's hidden width.
     ("mlp", None),
+    ("token_types", None),
+    ("classes", None),
 )
 
 
