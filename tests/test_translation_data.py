@@ -1,4 +1,5 @@
-"""Translation data: rows by hand, dropping and cutting long pairs, splits by source, build()."""
+"""Translation data: rows by hand, packed or not, dropping and cutting long pairs, splits by
+source, build()."""
 
 import numpy as np
 import pytest
@@ -67,11 +68,69 @@ def test_too_long_pairs_are_dropped_for_training_and_cut_for_evaluation():
   }
 
 
-def test_no_pairs_give_empty_rows():
-  rows, dropped = translation_data.encode_pairs(TOKENIZER, [], 4, truncate=False, **IDS)
+@pytest.mark.parametrize("pack", [False, True])
+def test_no_pairs_give_empty_rows(pack):
+  rows, dropped = translation_data.encode_pairs(TOKENIZER, [], 4, truncate=False, pack=pack,
+                                                **IDS)
   assert dropped == 0
   assert {name: values.shape for name, values in rows.items()} == {
       name: (0, 4) for name in rows}
+
+
+# At length 7: pairs 1 and 2 fill row 0's target side; pair 3's source fits there but its
+# target does not, so it opens row 1; pair 4 fills row 1's source side exactly; pair 5's
+# target would fit row 1 but its source does not, so it opens row 2.
+PACKED_PAIRS = [Document("a", "p:1", "xyz"), Document("b", "p:2", "yx"),
+                Document("ab", "p:3", "z"), Document("aab", "p:4", "x"),
+                Document("b", "p:5", "y")]
+
+
+def test_packed_rows_by_hand():
+  rows, dropped = translation_data.encode_pairs(TOKENIZER, PACKED_PAIRS, 7, truncate=False,
+                                                pack=True, **IDS)
+  assert dropped == 0
+  assert _as_lists(rows) == {
+      "source": [[0, 7, 1, 7, 5, 5, 5], [0, 1, 7, 0, 0, 1, 7], [1, 7, 5, 5, 5, 5, 5]],
+      "source_segment_ids": [[1, 1, 2, 2, 0, 0, 0], [1, 1, 1, 2, 2, 2, 2],
+                             [1, 1, 0, 0, 0, 0, 0]],
+      "source_positions": [[0, 1, 0, 1, 0, 0, 0], [0, 1, 2, 0, 1, 2, 3],
+                           [0, 1, 0, 0, 0, 0, 0]],
+      "inputs": [[6, 2, 3, 4, 6, 3, 2], [6, 4, 6, 2, 5, 5, 5], [6, 3, 5, 5, 5, 5, 5]],
+      "targets": [[2, 3, 4, 7, 3, 2, 7], [4, 7, 2, 7, 5, 5, 5], [3, 7, 5, 5, 5, 5, 5]],
+      "weights": [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0]],
+      "segment_ids": [[1, 1, 1, 1, 2, 2, 2], [1, 1, 2, 2, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0]],
+      "positions": [[0, 1, 2, 3, 0, 1, 2], [0, 1, 0, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0]],
+  }
+  assert {name: values.dtype for name, values in rows.items()} == {
+      "source": np.int32, "source_segment_ids": np.int32, "source_positions": np.int32,
+      "inputs": np.int32, "targets": np.int32, "weights": np.float32,
+      "segment_ids": np.int32, "positions": np.int32}
+  assert translation_data.fill_ratios(rows) == (13 / 21, 13 / 21)
+
+
+def _pairs_of(rows):
+  """[(source, inputs, targets, weights)] token lists of every segment, row by row."""
+  pairs = []
+  for row in range(len(rows["source"])):
+    for segment in range(1, int(rows["segment_ids"][row].max(initial=0)) + 1):
+      source = rows["source_segment_ids"][row] == segment
+      target = rows["segment_ids"][row] == segment
+      pairs.append((rows["source"][row][source].tolist(), rows["inputs"][row][target].tolist(),
+                    rows["targets"][row][target].tolist(),
+                    rows["weights"][row][target].tolist()))
+  return pairs
+
+
+@pytest.mark.parametrize("length, truncate", [(4, False), (3, False), (4, True), (3, True)])
+def test_packing_keeps_the_pairs_and_the_dropping_and_cutting_of_unpacked_rows(length,
+                                                                              truncate):
+  pairs = PACKED_PAIRS + PAIRS + [Document("aaab", "p:6", "x")]  # Source + EOS: 5 tokens.
+  unpacked, dropped = translation_data.encode_pairs(TOKENIZER, pairs, length,
+                                                    truncate=truncate, **IDS)
+  packed, packed_dropped = translation_data.encode_pairs(TOKENIZER, pairs, length,
+                                                         truncate=truncate, pack=True, **IDS)
+  assert packed_dropped == dropped and dropped > 0
+  assert _pairs_of(packed) == _pairs_of(unpacked)
 
 
 def _pairs_with_repeated_source(count=30):
@@ -127,6 +186,7 @@ def _config(path, **data):
   config.data.path = str(path)
   config.data.validation_fraction = 0.25
   config.data.test_fraction = 0.1
+  config.data.packing = "none"
   for field, value in data.items():
     setattr(config.data, field, value)
   return configuration.validate(config)
@@ -169,6 +229,33 @@ def test_build_gives_deterministic_batches_of_held_out_sources(tmp_path, tokeniz
   assert [_as_lists(b) for b in data.eval_batches()] == [_as_lists(b) for b in batches]
 
 
+def test_build_packs_training_and_evaluation_rows(tmp_path):
+  cfg = _config(_write_corpus(tmp_path / "pairs.tsv"), packing="documents")
+  data = translation_data.build(cfg, str(tmp_path))
+  batch = data.train_batch_at(3)
+  assert {name: (values.shape, values.dtype) for name, values in batch.items()} == {
+      "source": ((8, 32), np.int32), "source_segment_ids": ((8, 32), np.int32),
+      "source_positions": ((8, 32), np.int32), "inputs": ((8, 32), np.int32),
+      "targets": ((8, 32), np.int32), "weights": ((8, 32), np.float32),
+      "segment_ids": ((8, 32), np.int32), "positions": ((8, 32), np.int32)}
+  assert (batch["segment_ids"].max(axis=1) > 1).any()  # Some rows hold several pairs.
+  assert _as_lists(data.train_batch_at(3)) == _as_lists(batch)
+  assert _as_lists(data.train_batch_at(4)) != _as_lists(batch)
+
+  held_out = {source for source, _ in data.validation_pairs + data.test_pairs}
+  trained = {_source_text(data.tokenizer, np.array(source))
+             for step in range(10) for source, _, _, _ in _pairs_of(data.train_batch_at(step))}
+  assert trained and not trained & held_out
+
+  # Every validation pair (they fit in the 16 evaluation rows), in corpus order.
+  rows = [_pairs_of(b) for b in data.eval_batches()]
+  assert [(_source_text(data.tokenizer, np.array(source)),
+           data.tokenizer.decode(inputs[1:])) for batch_pairs in rows
+          for source, inputs, _, _ in batch_pairs] == data.validation_pairs
+  assert [_as_lists(b) for b in data.eval_batches()] == [
+      _as_lists(b) for b in data.eval_batches()]
+
+
 @pytest.mark.parametrize("corpus_format", ["text", "jsonl"])
 def test_a_corpus_without_targets_is_a_data_error(tmp_path, corpus_format):
   cfg = _config(_write_corpus(tmp_path / "pairs.txt"), format=corpus_format)
@@ -193,12 +280,14 @@ def test_aligned_files_give_pairs(tmp_path):
   assert [(pair.text, pair.target) for pair in pairs] == [("Hi.", "嗨。"), ("Yes.", "是。")]
 
 
-def test_too_few_training_pairs_that_fit_is_a_data_error(tmp_path):
+@pytest.mark.parametrize("packing, has", [("none", "has 0 pairs that fit"),
+                                           ("documents", "packs into 0 rows of")])
+def test_too_few_training_pairs_that_fit_is_a_data_error(tmp_path, packing, has):
   path = tmp_path / "long.tsv"
   path.write_text("".join(f"{'word ' * 10}{i}\t{i}\n" for i in range(20)), encoding="utf-8")
-  with pytest.raises(DataError, match=r"fit model.max_length=32, fewer than "
+  with pytest.raises(DataError, match=rf"long.tsv {has} model.max_length=32, fewer than "
                      r"train.batch_size=8$"):
-    translation_data.build(_config(path), str(tmp_path))
+    translation_data.build(_config(path, packing=packing), str(tmp_path))
 
 
 def test_a_tokenizer_without_bos_is_a_data_error(tmp_path):

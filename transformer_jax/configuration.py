@@ -62,7 +62,9 @@ class DataConfig:
   tokenizer: str  # char or bpe.
   vocab_size: int  # bpe: the vocabulary to train; char: unused (0).
   tokenizer_path: str  # An existing tokenizer file to load instead of training one.
-  packing: str  # stream (one token stream, random windows) or documents (packed rows).
+  # Rows: none (seq2seq: one padded pair a row), stream (clm: one token stream, random
+  # windows) or documents (clm: documents, seq2seq: pairs, packed into rows). mlm: unused.
+  packing: str
   chunk_overlap: int  # documents: tokens shared by consecutive chunks of a long document.
   validation_fraction: float
   test_fraction: float  # documents: share of documents held out for testing.
@@ -148,7 +150,9 @@ DECODE_STRATEGIES = ("greedy", "sample")
 DTYPES = ("float32", "bfloat16", "float16")
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 TOKENIZERS = ("char", "bpe")
-PACKINGS = ("stream", "documents")
+PACKINGS = ("none", "stream", "documents")
+# The row layouts each experiment builds; mlm makes its own sentence-pair rows.
+EXPERIMENT_PACKINGS = {"clm": ("stream", "documents"), "seq2seq": ("none", "documents")}
 NORMALIZATIONS = ("none", "NFC", "NFKC")
 
 
@@ -231,12 +235,15 @@ def _check_train(t: TrainConfig) -> None:
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
 
 
-def _check_data(d: DataConfig, max_length: int) -> None:
+def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
   for field, choices in (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
                          ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
                          ("invalid_utf8", ("fail", "replace"))):
     _require(getattr(d, field) in choices, f"data.{field}",
              f"must be one of {choices}, got {getattr(d, field)!r}")
+  packings = EXPERIMENT_PACKINGS.get(experiment, PACKINGS)
+  _require(d.packing in packings, "data.packing",
+           f"must be one of {packings} for experiment {experiment}, got {d.packing!r}")
   _require(bool(d.path) or d.format == "python_stdlib", "data.path", "must name a file")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
@@ -258,7 +265,7 @@ def _check_data(d: DataConfig, max_length: int) -> None:
 
 def _check_rest(cfg: ExperimentConfig) -> None:
   e, s = cfg.eval, cfg.decode
-  _check_data(cfg.data, cfg.model.max_length)
+  _check_data(cfg.data, cfg.model.max_length, cfg.experiment)
   _require(0 <= e.stride <= cfg.model.max_length, "eval.stride",
            f"must be in [0, model.max_length={cfg.model.max_length}]")
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")

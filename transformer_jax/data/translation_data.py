@@ -1,9 +1,13 @@
 """What sequence-to-sequence translation needs from `data.*`: pairs, a tokenizer, batches.
 
-A parallel corpus (format tsv or aligned) gives (source, target) pairs. Each pair
-becomes one row per side, padded to model.max_length: the encoder reads
-`source + EOS`; the decoder reads `BOS + target` (teacher forcing) and predicts
-`target + EOS`, so it learns where to stop.
+A parallel corpus (format tsv or aligned) gives (source, target) pairs. The
+encoder reads `source + EOS`; the decoder reads `BOS + target` (teacher forcing)
+and predicts `target + EOS`, so it learns where to stop. data.packing=none pads
+each pair to a row of model.max_length per side; most pairs are far shorter, so
+data.packing=documents packs several pairs side by side into each row, as Flax's
+WMT example does: pair k of a row is segment k on both sides, with positions from
+0, and the model gives each pair the logits it would give it alone. Training pairs
+are packed in an order drawn from train.seed, validation pairs in corpus order.
 
 Pairs are split by their source text, not by line: Tatoeba repeats an English
 sentence with several translations, and splitting lines would evaluate the model
@@ -87,8 +91,8 @@ def split_pairs(pairs: Sequence[sources.Document], validation_fraction: float,
 
 
 def encode_pairs(tokenizer: lm_data.Tokenizer, pairs: Sequence[sources.Document], length: int,
-                 *, pad_id: int, bos_id: int, eos_id: int,
-                 truncate: bool) -> tuple[dict[str, np.ndarray], int]:
+                 *, pad_id: int, bos_id: int, eos_id: int, truncate: bool,
+                 pack: bool = False) -> tuple[dict[str, np.ndarray], int]:
   """(rows, how many pairs were too long): each row [N, S] or [N, T], S = T = length.
 
   source [N, S] int32: source tokens + EOS, then pad_id. source_segment_ids [N, S]:
@@ -97,10 +101,71 @@ def encode_pairs(tokenizer: lm_data.Tokenizer, pairs: Sequence[sources.Document]
   1 on real positions, 0 on padding. A pair whose source + EOS or target + EOS
   exceeds `length` is dropped, or with `truncate` cut to its first `length` tokens
   (a cut target then has no EOS to predict: the model is not taught to stop there).
+
+  pack: rows hold several pairs each (see `pack_pairs`), with the segment ids of
+  pair k of a row k on both sides, and source_positions [N, S] and positions
+  [N, T] int32 counting each pair's tokens from 0.
   """
   source_ids, target_ids = _encode(tokenizer, pairs)
   return _rows(source_ids, target_ids, length, pad_id=pad_id, bos_id=bos_id, eos_id=eos_id,
-               truncate=truncate)
+               truncate=truncate, pack=pack)
+
+
+def pack_pairs(source: Sequence[np.ndarray], inputs: Sequence[np.ndarray],
+               targets: Sequence[np.ndarray], length: int,
+               pad_id: int) -> dict[str, np.ndarray]:
+  """Pairs packed greedily, in the given order, into rows of `length` slots per side.
+
+  source[i] [L_i] (source + EOS), inputs[i] and targets[i] [M_i], each at most
+  `length` tokens. A pair goes into the current row if its source fits the source
+  slots left and its target the target slots left, else it opens a new row.
+  Pair k of a row (from 1) has segment id k in 'source_segment_ids' and
+  'segment_ids', and 'source_positions' and 'positions' from 0 at its start.
+  Padding fills the rest of each side: id `pad_id`, segment 0, position 0, weight 0.
+
+  Returns 'source', 'source_segment_ids', 'source_positions' [N, S] and 'inputs',
+  'targets', 'segment_ids', 'positions' [N, T] int32, 'weights' [N, T] float32.
+  """
+  # First decide where each pair goes (row, source column, target column).
+  placements = []
+  row, source_column, target_column = -1, length, length  # The first pair opens row 0.
+  for source_ids, input_ids in zip(source, inputs):
+    if source_column + len(source_ids) > length or target_column + len(input_ids) > length:
+      row, source_column, target_column = row + 1, 0, 0
+    placements.append((row, source_column, target_column))
+    source_column += len(source_ids)
+    target_column += len(input_ids)
+  shape = (row + 1, length)
+  rows = {"source": np.full(shape, pad_id, np.int32),
+          "source_segment_ids": np.zeros(shape, np.int32),
+          "source_positions": np.zeros(shape, np.int32),
+          "inputs": np.full(shape, pad_id, np.int32),
+          "targets": np.full(shape, pad_id, np.int32),
+          "weights": np.zeros(shape, np.float32),
+          "segment_ids": np.zeros(shape, np.int32),
+          "positions": np.zeros(shape, np.int32)}
+  previous_row, segment = -1, 0
+  for source_ids, input_ids, target_ids, (row, source_column, target_column) in zip(
+      source, inputs, targets, placements):
+    segment = segment + 1 if row == previous_row else 1
+    previous_row = row
+    source_span = slice(source_column, source_column + len(source_ids))
+    rows["source"][row, source_span] = source_ids
+    rows["source_segment_ids"][row, source_span] = segment
+    rows["source_positions"][row, source_span] = np.arange(len(source_ids))
+    target_span = slice(target_column, target_column + len(input_ids))
+    rows["inputs"][row, target_span] = input_ids
+    rows["targets"][row, target_span] = target_ids
+    rows["weights"][row, target_span] = 1.0
+    rows["segment_ids"][row, target_span] = segment
+    rows["positions"][row, target_span] = np.arange(len(input_ids))
+  return rows
+
+
+def fill_ratios(rows: dict[str, np.ndarray]) -> tuple[float, float]:
+  """(source, target) real tokens / slots of rows, packed or not."""
+  return tuple(np.count_nonzero(rows[key]) / max(rows[key].size, 1)
+               for key in ("source_segment_ids", "segment_ids"))
 
 
 def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
@@ -126,19 +191,33 @@ def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
                      bos_id=tokenizer.token_id(special_tokens.BOS),
                      eos_id=tokenizer.token_id(special_tokens.EOS))
 
+  pack = d.packing == "documents"
   train_source_ids, train_target_ids = _encode(tokenizer, parts["train"])
   _log_lengths("source", train_source_ids, length)
   _log_lengths("target", train_target_ids, length)
+  if pack:  # Packed in a seeded random order, so a row's pairs are not neighbours in the
+    # corpus (Tatoeba sorts by length and lists a sentence's translations together).
+    order = np.random.default_rng(t.seed).permutation(len(train_source_ids))
+    train_source_ids = [train_source_ids[i] for i in order]
+    train_target_ids = [train_target_ids[i] for i in order]
   train_rows, dropped = _rows(train_source_ids, train_target_ids, length, truncate=False,
-                              **special_ids)
+                              pack=pack, **special_ids)
   validation_rows, cut = encode_pairs(tokenizer, parts["validation"], length, truncate=True,
-                                      **special_ids)
+                                      pack=pack, **special_ids)
   logging.info("dropped %d of %d training pairs longer than %d tokens; cut %d of %d "
                "validation pairs", dropped, len(parts["train"]), length, cut,
                len(parts["validation"]))
-  if len(train_rows["inputs"]) < t.batch_size:
-    raise DataError(f"the training split of {d.path} has {len(train_rows['inputs'])} pairs "
-                    f"that fit model.max_length={length}, fewer than "
+  for split, rows, num_pairs in (("training", train_rows, len(parts["train"]) - dropped),
+                                 ("validation", validation_rows, len(parts["validation"]))):
+    logging.info("%s: %d pairs in %d rows of %d tokens (data.packing=%s); fill (real "
+                 "tokens / slots) source %.1f%%, target %.1f%%", split, num_pairs,
+                 len(rows["inputs"]), length, d.packing,
+                 *(100 * ratio for ratio in fill_ratios(rows)))
+  num_rows = len(train_rows["inputs"])
+  if num_rows < t.batch_size:
+    has = (f"packs into {num_rows} rows of model.max_length={length}" if pack else
+           f"has {num_rows} pairs that fit model.max_length={length}")
+    raise DataError(f"the training split of {d.path} {has}, fewer than "
                     f"train.batch_size={t.batch_size}")
   eval_rows = {k: v[:e.num_batches * e.batch_size] for k, v in validation_rows.items()}
   eval_list = lm_data.batches_of_rows(eval_rows, e.batch_size)
@@ -159,19 +238,19 @@ def _encode(tokenizer: lm_data.Tokenizer,
 
 
 def _rows(source_ids: Sequence[np.ndarray], target_ids: Sequence[np.ndarray], length: int,
-          *, pad_id: int, bos_id: int, eos_id: int,
-          truncate: bool) -> tuple[dict[str, np.ndarray], int]:
+          *, pad_id: int, bos_id: int, eos_id: int, truncate: bool,
+          pack: bool = False) -> tuple[dict[str, np.ndarray], int]:
   """The rows of `encode_pairs` from token ids."""
   eos, bos = np.array([eos_id], np.int32), np.array([bos_id], np.int32)
   too_long = [len(source) + 1 > length or len(target) + 1 > length
               for source, target in zip(source_ids, target_ids)]
   kept = [i for i, long in enumerate(too_long) if truncate or not long]
-  source = _padded([np.concatenate([source_ids[i], eos])[:length] for i in kept],
-                   length, pad_id)
-  inputs = _padded([np.concatenate([bos, target_ids[i]])[:length] for i in kept],
-                   length, pad_id)
-  targets = _padded([np.concatenate([target_ids[i], eos])[:length] for i in kept],
-                    length, pad_id)
+  source = [np.concatenate([source_ids[i], eos])[:length] for i in kept]
+  inputs = [np.concatenate([bos, target_ids[i]])[:length] for i in kept]
+  targets = [np.concatenate([target_ids[i], eos])[:length] for i in kept]
+  if pack:
+    return pack_pairs(source, inputs, targets, length, pad_id), sum(too_long)
+  source, inputs, targets = (_padded(side, length, pad_id) for side in (source, inputs, targets))
   rows = {"source": source[0], "source_segment_ids": source[1],
           "inputs": inputs[0], "targets": targets[0],
           "weights": targets[1].astype(np.float32), "segment_ids": targets[1]}

@@ -26,12 +26,19 @@ from transformer_jax.models.block import TransformerBlock, norm
 
 def cross_attention_mask(segment_ids: Optional[jax.Array],
                          source_segment_ids: Optional[jax.Array]) -> Optional[jax.Array]:
-  """[B, 1, T, S]: real target positions see real source positions (0 = padding)."""
+  """[B, 1, T, S]: target position t sees source position s of its own pair.
+
+  segment_ids [B, T], source_segment_ids [B, S]; 0 = padding. t sees s only if
+  source_segment_ids[s] == segment_ids[t] != 0, so in a row of packed pairs each
+  target reads only its own source. In an unpacked row (every real id 1) that is
+  every real source position; with segment_ids None every target position sees
+  every real source position.
+  """
   if source_segment_ids is None:
     return None
   mask = (source_segment_ids != 0)[:, None, None, :]
   if segment_ids is not None:
-    mask = mask & (segment_ids != 0)[:, None, :, None]
+    mask = mask & (segment_ids[:, None, :, None] == source_segment_ids[:, None, None, :])
   return mask
 
 
@@ -53,7 +60,8 @@ class Decoder(nn.Module):
                cache: Optional[kv_cache.DecoderCache] = None):
     """positions [B, T] and segment_ids [B, T] (0 = padding) are for packed or padded rows.
 
-    encoded [B, S, D] and source_segment_ids [B, S]: the encoder's output and padding.
+    encoded [B, S, D] and source_segment_ids [B, S]: the encoder's output and its
+    segments; target segment i cross-attends only to source segment i (packed pairs).
     cache: the tokens fill slots index .. index + T - 1 and attend to every valid
     slot up to their own; returns (logits, updated cache). Positions default to
     the slots; segment ids then only mark padding (0), which no token attends to.
@@ -76,7 +84,12 @@ class Decoder(nn.Module):
       mask = kv_cache.attention_mask(valid, cache.index, length)
     cross_mask = None
     if encoded is not None:
-      cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
+      if cache is None:
+        cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
+      else:  # Decoding one pair per row: segment ids only mark padding.
+        cross_mask = cross_attention_mask(
+            None if segment_ids is None else (segment_ids != 0).astype(jnp.int32),
+            None if source_segment_ids is None else (source_segment_ids != 0).astype(jnp.int32))
     block_positions = jnp.broadcast_to(positions, tokens.shape)
     layer_caches = []
     for i in range(c.num_layers):

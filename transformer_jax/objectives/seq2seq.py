@@ -3,6 +3,8 @@
 Batch (see `transformer_jax.data.translation_data`): 'source' [B, S],
 'source_segment_ids' [B, S], 'inputs' [B, T] (<bos> + target), 'targets' [B, T]
 (target + <eos>), 'weights' [B, T], 'segment_ids' [B, T]; 0 segment ids are padding.
+Packed rows (data.packing=documents) also carry 'source_positions' [B, S] and
+'positions' [B, T], each pair's positions from 0; segment k of a row is pair k.
 Teacher forcing; label smoothing in training only.
 """
 
@@ -26,7 +28,9 @@ class Seq2SeqObjective:
     return self.model.apply({"params": params}, batch["source"], batch["inputs"],
                             deterministic=deterministic,
                             source_segment_ids=batch["source_segment_ids"],
-                            segment_ids=batch["segment_ids"], rngs=rngs)
+                            segment_ids=batch["segment_ids"],
+                            source_positions=batch.get("source_positions"),
+                            positions=batch.get("positions"), rngs=rngs)
 
   def train_loss(self, params, batch, rng: jax.Array):
     logits = self._logits(params, batch, deterministic=False, rng=rng)
