@@ -13,6 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments.task import ModeInputs
 from transformer_jax import configuration
 from transformer_jax.errors import UserError
 from transformer_jax.training import partitioning
@@ -22,8 +23,15 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder; default runs/<config name>[-<preset>].")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "translate"],
+                          "What to do.")
 _PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
+_PROMPTS_FILE = flags.DEFINE_string(
+    "prompts_file", None, "--mode=sample (clm): a file of prompts, one a line, decoded together.")
+_INPUT = flags.DEFINE_string(
+    "input", None, "--mode=translate: a file of sentences, one a line, or - for stdin.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "--mode=translate: the file for the translations; default stdout.")
 flags.mark_flag_as_required("config")
 
 
@@ -107,7 +115,9 @@ def main(argv):
                                                 .split("=", 1)[1])
     partitioning.configure_cpu_devices(cfg.mesh)
     experiment = importlib.import_module(f"experiments.{cfg.experiment}")
-    experiment.run(cfg, workdir, _MODE.value, _PROMPT.value)
+    inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
+                        input_path=_INPUT.value, output_path=_OUTPUT.value)
+    experiment.run(cfg, workdir, _MODE.value, inputs)
   except UserError as e:
     _fail(str(e))
   except OSError as e:  # Also how ml_collections reports a config file that failed to load.

@@ -95,6 +95,9 @@ def base() -> ml_collections.ConfigDict:
   config.decode.max_new_tokens = 500
   config.decode.temperature = 0.8
   config.decode.top_k = 200
+  config.decode.top_p = 1.0  # 1.0: off.
+  config.decode.beam_size = 4  # strategy=beam (seq2seq).
+  config.decode.length_penalty = 0.6  # strategy=beam: GNMT's alpha.
   config.decode.seed = 0
 
   config.mesh = ml_collections.ConfigDict()

@@ -7,6 +7,7 @@ samples), `eval` (validation loss and perplexity of the latest checkpoint) and
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional
 
@@ -16,9 +17,10 @@ import numpy as np
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import chunking, lm_data
-from transformer_jax.decoding import generate, model_steps, samplers
-from transformer_jax.errors import DataError
+from transformer_jax.data import chunking, lm_data, special_tokens
+from transformer_jax.data.line_files import read_lines
+from transformer_jax.decoding import generate, kv_decoding, model_steps, samplers
+from transformer_jax.errors import DataError, UserError
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 
@@ -45,7 +47,7 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
   buffer = np.zeros((1, size), np.int32)
   buffer[0, :len(prompt_ids)] = prompt_ids
   sampler = samplers.greedy if d.strategy == "greedy" else samplers.make_sampler(
-      d.temperature, d.top_k)
+      d.temperature, d.top_k, d.top_p)
   # The cache holds prompt + new tokens - 1 slots; a prompt longer than the context gets none.
   num_cached = min(d.max_new_tokens, max(length + 1 - len(prompt_ids), 0))
 
@@ -66,6 +68,34 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
 
   tokens = run(params, buffer, jax.random.key(d.seed))
   return task.tokenizer.decode(np.asarray(tokens)[0, :len(prompt_ids) + d.max_new_tokens])
+
+
+def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]:
+  """Continues every prompt at once, as one left-padded ragged batch (KV-cached): each
+  continuation has up to decode.max_new_tokens tokens, fewer when the longest prompt
+  leaves less room in model.max_length; EOS, where the tokenizer has one, ends a row."""
+  d, length = task.cfg.decode, task.cfg.model.max_length
+  ids = [list(task.tokenizer.encode(prompt)) for prompt in prompts]
+  for number, prompt_ids in enumerate(ids, start=1):
+    if not prompt_ids:
+      raise DataError(f"prompt {number} of --prompts_file is empty")
+  bucket = max(len(prompt_ids) for prompt_ids in ids)
+  max_new_tokens = min(d.max_new_tokens, length + 1 - bucket)
+  if max_new_tokens < 1:
+    raise DataError(f"the longest prompt has {bucket} tokens: no room for a new token "
+                    f"within model.max_length={length}")
+  stop_tokens = ((task.tokenizer.token_id(special_tokens.EOS),)
+                 if special_tokens.EOS in getattr(task.tokenizer, "special_tokens", ()) else ())
+  tokens, lengths = kv_decoding.left_pad(ids, bucket)
+  sampler = samplers.greedy if d.strategy == "greedy" else samplers.make_sampler(
+      d.temperature, d.top_k, d.top_p)
+  run = jax.jit(functools.partial(model_steps.generate, task.model, sampler=sampler,
+                                  max_new_tokens=max_new_tokens, stop_tokens=stop_tokens))
+  new_tokens, new_lengths = run(params, jnp.asarray(tokens), jnp.asarray(lengths),
+                                key=jax.random.key(d.seed))
+  new_tokens, new_lengths = np.asarray(new_tokens), np.asarray(new_lengths)
+  return [task.tokenizer.decode([int(t) for t in row[:count] if int(t) not in stop_tokens])
+          for row, count in zip(new_tokens, new_lengths)]
 
 
 def _record_sample(workdir: str, step: int, text: str) -> None:
@@ -96,20 +126,36 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   return metrics
 
 
-def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str]) -> str:
+def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str],
+           prompts_file: Optional[str] = None) -> str:
+  if prompts_file is not None and prompt is not None:
+    raise UserError("give --prompt or --prompts_file, not both")
+  prompts = None
+  if prompts_file is not None:
+    prompts = [line for line in read_lines(prompts_file, "--prompts_file") if line]
+    if not prompts:
+      raise DataError(f"--prompts_file {prompts_file} holds no prompt")
   task = build_task(cfg, workdir, need_data=False)
   state = task_lib.restored_state(task)
+  if prompts is not None:
+    continuations = sample_prompts(task, state.params, prompts)
+    text = "\n".join(f"===== prompt {number} =====\n{prompt}{continuation}"
+                     for number, (prompt, continuation)
+                     in enumerate(zip(prompts, continuations), start=1))
+    _record_sample(workdir, int(state.step), text)
+    return text
   text = sample_text(task, state.params, prompt if prompt is not None else cfg.decode.prompt)
   _record_sample(workdir, int(state.step), text)
   return text
 
 
-def run(cfg: ExperimentConfig, workdir: str, mode: str, prompt: Optional[str]) -> None:
+def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
   if mode == "train":
     train(cfg, workdir)
   elif mode == "eval":
     evaluate(cfg, workdir)
   elif mode == "sample":
-    sample(cfg, workdir, prompt)
+    sample(cfg, workdir, inputs.prompt, inputs.prompts_file)
   else:
-    raise ValueError(f"unknown mode {mode!r}")
+    raise UserError(f"--mode={mode} is not available for experiment clm: "
+                    "use train, eval or sample")

@@ -7,7 +7,6 @@ Passages (blank-line separated) give sentence pairs; see
 
 from __future__ import annotations
 
-from typing import Optional
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
@@ -24,8 +23,8 @@ def build_task(cfg: ExperimentConfig, workdir: str) -> task_lib.Task:
                         example_lengths=(cfg.model.max_length,))
 
 
-def run(cfg: ExperimentConfig, workdir: str, mode: str, prompt: Optional[str]) -> None:
-  del prompt  # No generation for an encoder.
+def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
+  del inputs  # No generation for an encoder.
   if mode == "train":
     task_lib.train(build_task(cfg, workdir), workdir, cfg.train.batch_size * cfg.model.max_length)
   elif mode == "eval":

@@ -1,39 +1,101 @@
 """Translation with an encoder-decoder Transformer on any parallel corpus (tsv or aligned).
 
 Default: English→Chinese on the shipped Tatoeba pairs, split by source sentence.
-Modes: `train` (resumes, evaluates) and `eval` (eval_loss, eval_perplexity,
-eval_token_accuracy of the latest checkpoint, teacher-forced on validation pairs).
+Modes: `train` (resumes, evaluates), `eval` (eval_loss, eval_perplexity,
+eval_token_accuracy of the latest checkpoint, teacher-forced on validation pairs;
+then eval_bleu: the test split decoded with decode.strategy, hypotheses written to
+translations_test_step<N>.txt) and `translate` (--input sentences, one a line, or
+- for stdin; one translation a line to --output or stdout).
 tokens/s counts source and target positions.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+import time
+
+from absl import logging
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import translation_data
+from transformer_jax.data import line_files, translation_data
+from transformer_jax.decoding.translator import Translator
 from transformer_jax.errors import UserError
+from transformer_jax.evaluation import bleu
 from transformer_jax.models.encoder_decoder import EncoderDecoder
 from transformer_jax.objectives.seq2seq import Seq2SeqObjective
 
+TRANSLATIONS_FILE = "translations_test_step{step}.txt"
 
-def build_task(cfg: ExperimentConfig, workdir: str) -> task_lib.Task:
-  data = translation_data.build(cfg, workdir)
+
+def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> task_lib.Task:
+  data = translation_data.build(cfg, workdir) if need_data else None
+  tokenizer = data.tokenizer if need_data else task_lib.saved_tokenizer(cfg, workdir)
   length = cfg.model.max_length
   return task_lib.build(
-      cfg, workdir, tokenizer=data.tokenizer, data=data, make_model=EncoderDecoder,
+      cfg, workdir, tokenizer=tokenizer, data=data, make_model=EncoderDecoder,
       make_objective=lambda model: Seq2SeqObjective(model, cfg.train.label_smoothing),
       example_lengths=(length, length))
 
 
-def run(cfg: ExperimentConfig, workdir: str, mode: str, prompt: Optional[str]) -> None:
-  del prompt
+def make_translator(task: task_lib.Task, params) -> Translator:
+  return Translator(task.model, params, task.tokenizer, task.cfg.decode,
+                    batch_size=task.cfg.eval.batch_size)
+
+
+def _one_line(text: str) -> str:
+  return " ".join(text.splitlines())
+
+
+def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
+  """Teacher-forced metrics, then BLEU of decode.strategy's translations of the test split."""
+  task = build_task(cfg, workdir)
+  state = task_lib.restored_state(task)
+  step = int(state.step)
+  metrics = task.trainer.evaluate(state.params, task.data.eval_batches())
+  pairs = task.data.test_pairs
+  if pairs:
+    translator = make_translator(task, state.params)
+    start = time.time()
+    hypotheses = [_one_line(h) for h in translator.translate([source for source, _ in pairs])]
+    references = [target for _, target in pairs]
+    metrics["eval_bleu"] = bleu.corpus_bleu(hypotheses, references)
+    line_files.write_lines(hypotheses,
+                           os.path.join(workdir, TRANSLATIONS_FILE.format(step=step)))
+    logging.info("test BLEU %.2f (tokenize %s, decode.strategy=%s) on %d pairs in %.1f s; "
+                 "%d sources cut to model.max_length", metrics["eval_bleu"],
+                 bleu.tokenization_for(references), cfg.decode.strategy, len(pairs),
+                 time.time() - start, translator.num_cut)
+  else:
+    logging.warning("no test pairs (data.test_fraction=%s): no eval_bleu",
+                    cfg.data.test_fraction)
+  task_lib.record_evaluation(workdir, step, metrics)
+  return metrics
+
+
+def translate(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) -> list[str]:
+  if inputs.input_path is None:
+    raise UserError("--mode=translate needs --input=FILE (one sentence a line, - for stdin)")
+  sentences = line_files.read_lines(inputs.input_path, "--input")
+  task = build_task(cfg, workdir, need_data=False)
+  state = task_lib.restored_state(task)
+  translator = make_translator(task, state.params)
+  translations = [_one_line(t) for t in translator.translate(sentences)] if sentences else []
+  if translator.num_cut:
+    logging.warning("cut %d of %d sentences to model.max_length=%d tokens", translator.num_cut,
+                    len(sentences), cfg.model.max_length)
+  line_files.write_lines(translations, inputs.output_path)
+  return translations
+
+
+def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
   if mode == "train":
     task_lib.train(build_task(cfg, workdir), workdir,
                    2 * cfg.train.batch_size * cfg.model.max_length)
   elif mode == "eval":
-    task_lib.evaluate(build_task(cfg, workdir), workdir)
+    evaluate(cfg, workdir)
+  elif mode == "translate":
+    translate(cfg, workdir, inputs)
   else:
-    raise UserError(f"--mode={mode} is not available for experiment seq2seq yet: "
-                    "use train or eval")
+    raise UserError(f"--mode={mode} is not available for experiment seq2seq: "
+                    "use train, eval or translate")

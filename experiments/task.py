@@ -27,6 +27,15 @@ from transformer_jax.training.metrics_writer import MetricsWriter
 CONFIG_FILE = "config.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class ModeInputs:
+  """What launch.py's flags give a mode besides the config: text in and out."""
+  prompt: Optional[str] = None  # --prompt (clm sample).
+  prompts_file: Optional[str] = None  # --prompts_file (clm sample): one prompt a line.
+  input_path: Optional[str] = None  # --input (seq2seq translate): a file or '-' (stdin).
+  output_path: Optional[str] = None  # --output (seq2seq translate): None is stdout.
+
+
 @dataclasses.dataclass
 class Task:
   """Everything the modes share, built once from the config and the workdir."""

@@ -108,12 +108,16 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DecodeConfig:
-  strategy: str  # 'greedy' or 'sample'.
+  strategy: str  # 'greedy', 'sample' or 'beam' (beam: seq2seq translation only).
   prompt: str
-  max_new_tokens: int
+  max_new_tokens: int  # seq2seq: the longest translation; 0 = model.max_length.
   temperature: float
   top_k: int  # 0 keeps the whole vocabulary.
   seed: int
+  # Defaults, so config files written before these fields keep working.
+  top_p: float = 1.0  # Nucleus sampling: 1.0 keeps the whole vocabulary.
+  beam_size: int = 4  # strategy=beam: hypotheses kept per sentence.
+  length_penalty: float = 0.6  # strategy=beam: GNMT's alpha; 0 ranks by log-probability.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +150,7 @@ _SECTIONS = {
 }
 _DERIVED_FIELDS = {("model", "vocab_size")}
 EXPERIMENTS = ("clm", "mlm", "seq2seq")
-DECODE_STRATEGIES = ("greedy", "sample")
+DECODE_STRATEGIES = ("greedy", "sample", "beam")
 DTYPES = ("float32", "bfloat16", "float16")
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 TOKENIZERS = ("char", "bpe")
@@ -272,9 +276,15 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
   _require(s.strategy in DECODE_STRATEGIES, "decode.strategy",
            f"must be one of {DECODE_STRATEGIES}, got {s.strategy!r}")
+  _require(s.strategy != "beam" or cfg.experiment == "seq2seq", "decode.strategy",
+           "beam search is available for experiment seq2seq only; use greedy or sample")
   _require(s.max_new_tokens >= 0, "decode.max_new_tokens", "must be >= 0")
   _require(s.temperature > 0, "decode.temperature", "must be positive")
   _require(s.top_k >= 0, "decode.top_k", "must be >= 0")
+  _require(0 < s.top_p <= 1, "decode.top_p", f"must be in (0, 1], got {s.top_p}")
+  _require(s.beam_size >= 1, "decode.beam_size", f"must be >= 1, got {s.beam_size}")
+  _require(s.length_penalty >= 0, "decode.length_penalty",
+           f"must be >= 0, got {s.length_penalty}")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   _require(cfg.mesh.data_axis_size == -1 or cfg.mesh.data_axis_size > 0,

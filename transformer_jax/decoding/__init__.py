@@ -2,5 +2,6 @@
 
 kv_decoding (prefill + while_loop over a KV cache), model_steps (step functions
 and whole decodes for Decoder and EncoderDecoder), samplers (greedy, temperature,
-top-k, top-p), beam_search (GNMT-scored n-best), generate (uncached sliding window).
+top-k, top-p), beam_search (GNMT-scored n-best), generate (uncached sliding window),
+translator (sentences in, translations out, for an EncoderDecoder).
 """

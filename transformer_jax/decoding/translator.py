@@ -1,0 +1,95 @@
+"""Translating sentences with a trained EncoderDecoder: text in, text out, in fixed batches.
+
+Why a class of its own: `model_steps.translate` and `translate_beam_search` work on
+token arrays of one shape; turning a list of sentences into such batches (source +
+EOS, cut to the context, padded), compiling once, and turning tokens back into text
+is the same for --mode=translate, the test BLEU of --mode=eval and any script.
+
+Every batch has the same shape [batch_size, model.max_length], so one jit serves
+all; the last batch is filled with one-token (EOS) sources whose outputs are
+dropped, and rows never see each other, so batching does not change a greedy or
+beam translation. A source longer than model.max_length - 1 tokens is cut (EOS
+still ends it) and counted in `num_cut`. Decoding stops at EOS or after
+decode.max_new_tokens tokens (0: model.max_length).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from transformer_jax.configuration import DecodeConfig
+from transformer_jax.data import special_tokens
+from transformer_jax.decoding import model_steps, samplers
+from transformer_jax.decoding.beam_search import BeamOptions
+
+
+class Translator:
+  """translate(sentences) -> one string each, by decode.strategy (greedy, sample or beam)."""
+
+  def __init__(self, model: nn.Module, params: Any, tokenizer: Any, decode: DecodeConfig,
+               batch_size: int):
+    if batch_size < 1:
+      raise ValueError(f"batch_size must be positive, got {batch_size}")
+    self.params = params
+    self.tokenizer = tokenizer
+    self.decode = decode
+    self.batch_size = batch_size
+    self.max_length = model.config.max_length
+    self.pad = tokenizer.token_id(special_tokens.PAD)
+    self.bos = tokenizer.token_id(special_tokens.BOS)
+    self.eos = tokenizer.token_id(special_tokens.EOS)
+    self.max_new_tokens = min(decode.max_new_tokens or self.max_length, self.max_length)
+    self.num_cut = 0  # Sources cut to fit model.max_length, over every call.
+    if decode.strategy == "beam":
+      options = BeamOptions(beam_size=decode.beam_size, alpha=decode.length_penalty,
+                            eos_token=self.eos, pad_token=self.pad)
+
+      def best(params, source, segment_ids, key):  # pylint: disable=unused-argument
+        result = model_steps.translate_beam_search(
+            model, params, source, segment_ids, bos_token=self.bos, options=options,
+            max_new_tokens=self.max_new_tokens)
+        return result.tokens[:, 0], result.lengths[:, 0]
+
+      self._run = jax.jit(best)
+    else:
+      sampler = (samplers.greedy if decode.strategy == "greedy" else
+                 samplers.make_sampler(decode.temperature, decode.top_k, decode.top_p))
+      self._run = jax.jit(functools.partial(
+          model_steps.translate, model, bos_token=self.bos, sampler=sampler,
+          max_new_tokens=self.max_new_tokens, stop_tokens=(self.eos,), pad_token=self.pad))
+
+  def _source_batch(self, ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """([batch_size, max_length] source + EOS, padded; its segment ids), fill rows EOS."""
+    shape = (self.batch_size, self.max_length)
+    source, segment_ids = np.full(shape, self.pad, np.int32), np.zeros(shape, np.int32)
+    source[:, 0], segment_ids[:, 0] = self.eos, 1  # Fill rows: a one-token source.
+    for row, sentence in enumerate(ids):
+      if len(sentence) > self.max_length - 1:
+        self.num_cut += 1
+        sentence = sentence[:self.max_length - 1]
+      tokens = list(sentence) + [self.eos]
+      source[row, :len(tokens)] = tokens
+      segment_ids[row, :len(tokens)] = 1
+    return source, segment_ids
+
+  def translate(self, sentences: Sequence[str]) -> list[str]:
+    """One translation per sentence, in order; batch k of sampling draws with fold_in(seed, k)."""
+    ids = [np.asarray(self.tokenizer.encode(sentence), np.int32) for sentence in sentences]
+    key = jax.random.key(self.decode.seed)
+    outputs = []
+    for index, start in enumerate(range(0, len(ids), self.batch_size)):
+      chunk = ids[start:start + self.batch_size]
+      source, segment_ids = self._source_batch(chunk)
+      tokens, lengths = self._run(self.params, jnp.asarray(source), jnp.asarray(segment_ids),
+                                  key=jax.random.fold_in(key, index))
+      tokens, lengths = np.asarray(tokens), np.asarray(lengths)
+      for row in range(len(chunk)):
+        kept = [int(t) for t in tokens[row, :lengths[row]] if t not in (self.eos, self.pad)]
+        outputs.append(self.tokenizer.decode(kept))
+    return outputs
