@@ -172,17 +172,24 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     config.train.end_learning_rate = 6e-5
     config.train.adam_beta2 = 0.95
   elif preset == "tiny":
-    config.model.num_layers = 2
-    config.model.num_heads = 2
-    config.model.model_dim = 32
-    config.model.mlp_dim = 64
-    config.model.max_length = 32
-    config.train.batch_size = 8
-    config.train.num_steps = 20
-    config.train.warmup_steps = 2
-    config.train.log_every_steps = 5
-    config.train.eval_every_steps = 10
-    config.train.checkpoint_every_steps = 10
-    config.eval.num_batches = 2
+    make_tiny(config, num_steps=20, max_length=32)
     config.decode.max_new_tokens = 32
   return config
+
+
+def make_tiny(config: ml_collections.ConfigDict, num_steps: int, max_length: int) -> None:
+  """Shrinks any config to the tests' size: 2 layers x 32 wide, batch 8, a few seconds;
+  logs every 5 steps, evaluates and checkpoints at the middle and the end."""
+  config.model.num_layers = 2
+  config.model.num_heads = 2
+  config.model.model_dim = 32
+  config.model.mlp_dim = 64
+  config.model.max_length = max_length
+  config.model.dropout_rate = 0.0
+  config.train.batch_size = 8
+  config.train.num_steps = num_steps
+  config.train.warmup_steps = 2
+  config.train.log_every_steps = 5
+  config.train.eval_every_steps = num_steps // 2
+  config.train.checkpoint_every_steps = num_steps // 2
+  config.eval.num_batches = 2

@@ -72,19 +72,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     t.end_learning_rate = 0.0
     t.warmup_steps = 10_000
   elif preset == "tiny":
-    m.num_layers = 2
-    m.num_heads = 2
-    m.model_dim = 32
-    m.mlp_dim = 64
-    m.max_length = 32
-    m.dropout_rate = 0.0
+    clm.make_tiny(config, num_steps=30, max_length=32)
     d.tokenizer = "char"
     d.vocab_size = 0
-    t.batch_size = 8
-    t.num_steps = 30
-    t.warmup_steps = 2
-    t.log_every_steps = 5
-    t.eval_every_steps = 15
-    t.checkpoint_every_steps = 15
-    config.eval.num_batches = 2
   return config

@@ -28,10 +28,8 @@ SAMPLES_FILE = "samples.txt"
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> task_lib.Task:
-  data = lm_data.build(cfg, workdir) if need_data else None
-  tokenizer = data.tokenizer if need_data else task_lib.saved_tokenizer(cfg, workdir)
   return task_lib.build(
-      cfg, workdir, tokenizer=tokenizer, data=data, make_model=Decoder,
+      cfg, workdir, data=lm_data.build(cfg, workdir) if need_data else None, make_model=Decoder,
       make_objective=lambda model: CausalLmObjective(model, cfg.train.label_smoothing),
       example_lengths=(cfg.model.max_length,))
 
@@ -46,8 +44,7 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
   size = max(len(prompt_ids) + d.max_new_tokens, length)
   buffer = np.zeros((1, size), np.int32)
   buffer[0, :len(prompt_ids)] = prompt_ids
-  sampler = samplers.greedy if d.strategy == "greedy" else samplers.make_sampler(
-      d.temperature, d.top_k, d.top_p)
+  sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
   # The cache holds prompt + new tokens - 1 slots; a prompt longer than the context gets none.
   num_cached = min(d.max_new_tokens, max(length + 1 - len(prompt_ids), 0))
 
@@ -87,8 +84,7 @@ def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]
   stop_tokens = ((task.tokenizer.token_id(special_tokens.EOS),)
                  if special_tokens.EOS in getattr(task.tokenizer, "special_tokens", ()) else ())
   tokens, lengths = kv_decoding.left_pad(ids, bucket)
-  sampler = samplers.greedy if d.strategy == "greedy" else samplers.make_sampler(
-      d.temperature, d.top_k, d.top_p)
+  sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
   run = jax.jit(functools.partial(model_steps.generate, task.model, sampler=sampler,
                                   max_new_tokens=max_new_tokens, stop_tokens=stop_tokens))
   new_tokens, new_lengths = run(params, jnp.asarray(tokens), jnp.asarray(lengths),

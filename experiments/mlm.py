@@ -17,8 +17,7 @@ from transformer_jax.objectives.masked_lm import MaskedLmObjective
 
 
 def build_task(cfg: ExperimentConfig, workdir: str) -> task_lib.Task:
-  data = mlm_data.build(cfg, workdir)
-  return task_lib.build(cfg, workdir, tokenizer=data.tokenizer, data=data,
+  return task_lib.build(cfg, workdir, data=mlm_data.build(cfg, workdir),
                         make_model=BertPretraining, make_objective=MaskedLmObjective,
                         example_lengths=(cfg.model.max_length,))
 

@@ -29,11 +29,10 @@ TRANSLATIONS_FILE = "translations_test_step{step}.txt"
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> task_lib.Task:
-  data = translation_data.build(cfg, workdir) if need_data else None
-  tokenizer = data.tokenizer if need_data else task_lib.saved_tokenizer(cfg, workdir)
   length = cfg.model.max_length
   return task_lib.build(
-      cfg, workdir, tokenizer=tokenizer, data=data, make_model=EncoderDecoder,
+      cfg, workdir, data=translation_data.build(cfg, workdir) if need_data else None,
+      make_model=EncoderDecoder,
       make_objective=lambda model: Seq2SeqObjective(model, cfg.train.label_smoothing),
       example_lengths=(length, length))
 

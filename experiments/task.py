@@ -55,11 +55,15 @@ def saved_tokenizer(cfg: ExperimentConfig, workdir: str) -> lm_data.Tokenizer:
   return lm_data.load_tokenizer(cfg.data.tokenizer, path)
 
 
-def build(cfg: ExperimentConfig, workdir: str, *, tokenizer: lm_data.Tokenizer, data: Any,
+def build(cfg: ExperimentConfig, workdir: str, *, data: Any,
           make_model: Callable[[ModelConfig], nn.Module],
           make_objective: Callable[[nn.Module], Any],
           example_lengths: tuple[int, ...]) -> Task:
-  """example_lengths: one int32 [1, length] argument per positional model input."""
+  """data: the task's data (its tokenizer is the model's), or None to decode only, with
+  the workdir's saved tokenizer. example_lengths: one int32 [1, length] argument per
+  positional model input.
+  """
+  tokenizer = data.tokenizer if data is not None else saved_tokenizer(cfg, workdir)
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
   cfg = dataclasses.replace(cfg, model=model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)

@@ -70,14 +70,24 @@ def tokenizer_fingerprint(tokenizer: Tokenizer) -> dict:
           "sha256": hashlib.sha256(tokenizer.to_json().encode("utf-8")).hexdigest()}
 
 
-def read_texts(d: DataConfig) -> list[sources.Document]:
+def read_corpus(d: DataConfig) -> sources.Corpus:
+  """`data.*`'s corpus as read (uncleaned); replaced invalid bytes are logged."""
   corpus = sources.read_documents(d.path, d.format, text_field=d.text_field,
                                   target_path=d.target_path, invalid_utf8=d.invalid_utf8)
   if corpus.replaced_bytes:
     logging.warning("replaced %d invalid UTF-8 bytes in %s", corpus.replaced_bytes,
-                    d.path)
-  rules = cleaning.CleaningConfig(d.unicode_normalization, d.remove_control_characters,
-                                  d.normalize_whitespace)
+                    d.path or d.format)
+  return corpus
+
+
+def cleaning_rules(d: DataConfig) -> cleaning.CleaningConfig:
+  return cleaning.CleaningConfig(d.unicode_normalization, d.remove_control_characters,
+                                 d.normalize_whitespace)
+
+
+def read_texts(d: DataConfig) -> list[sources.Document]:
+  """Cleaned documents for a language model (a pair becomes one `source<TAB>target` text)."""
+  corpus, rules = read_corpus(d), cleaning_rules(d)
   documents = []
   for document in corpus.documents:
     # A parallel corpus becomes one text per pair for a language model.

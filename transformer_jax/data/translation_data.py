@@ -53,12 +53,7 @@ def read_pairs(d: DataConfig) -> list[sources.Document]:
   if d.format not in PARALLEL_FORMATS:
     raise DataError(f"seq2seq needs a parallel corpus: data.format tsv or aligned, "
                     f"not {d.format!r} ({where})")
-  corpus = sources.read_documents(d.path, d.format, text_field=d.text_field,
-                                  target_path=d.target_path, invalid_utf8=d.invalid_utf8)
-  if corpus.replaced_bytes:
-    logging.warning("replaced %d invalid UTF-8 bytes in %s", corpus.replaced_bytes, where)
-  rules = cleaning.CleaningConfig(d.unicode_normalization, d.remove_control_characters,
-                                  d.normalize_whitespace)
+  corpus, rules = lm_data.read_corpus(d), lm_data.cleaning_rules(d)
   pairs = []
   for document in corpus.documents:
     pair = dataclasses.replace(document, text=cleaning.clean(document.text, rules),

@@ -61,3 +61,11 @@ def make_sampler(temperature: float, top_k: int = 0, top_p: float = 1.0) -> Samp
     return jax.random.categorical(key, top_p_logits(scaled, top_p), axis=-1).astype(jnp.int32)
 
   return sample
+
+
+def for_strategy(strategy: str, temperature: float, top_k: int = 0,
+                 top_p: float = 1.0) -> Sampler:
+  """The sampler of decode.strategy 'greedy' or 'sample' (beam search has no sampler)."""
+  if strategy == "greedy":
+    return greedy
+  return make_sampler(temperature, top_k, top_p)

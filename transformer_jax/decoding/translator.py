@@ -58,8 +58,8 @@ class Translator:
 
       self._run = jax.jit(best)
     else:
-      sampler = (samplers.greedy if decode.strategy == "greedy" else
-                 samplers.make_sampler(decode.temperature, decode.top_k, decode.top_p))
+      sampler = samplers.for_strategy(decode.strategy, decode.temperature, decode.top_k,
+                                      decode.top_p)
       self._run = jax.jit(functools.partial(
           model_steps.translate, model, bos_token=self.bos, sampler=sampler,
           max_new_tokens=self.max_new_tokens, stop_tokens=(self.eos,), pad_token=self.pad))

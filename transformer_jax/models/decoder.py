@@ -84,12 +84,7 @@ class Decoder(nn.Module):
       mask = kv_cache.attention_mask(valid, cache.index, length)
     cross_mask = None
     if encoded is not None:
-      if cache is None:
-        cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
-      else:  # Decoding one pair per row: segment ids only mark padding.
-        cross_mask = cross_attention_mask(
-            None if segment_ids is None else (segment_ids != 0).astype(jnp.int32),
-            None if source_segment_ids is None else (source_segment_ids != 0).astype(jnp.int32))
+      cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
     block_positions = jnp.broadcast_to(positions, tokens.shape)
     layer_caches = []
     for i in range(c.num_layers):
