@@ -88,6 +88,7 @@ def base() -> ml_collections.ConfigDict:
   config.eval.num_batches = 20
   config.eval.batch_size = config.train.get_ref("batch_size") * 1  # See decay_steps.
   config.eval.stride = 0
+  config.eval.bleu_pairs = 0  # seq2seq: validation BLEU at every evaluation.
 
   config.decode = ml_collections.ConfigDict()
   config.decode.strategy = "sample"

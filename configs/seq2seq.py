@@ -6,7 +6,8 @@ vocabulary covers both languages and one embedding table serves source, target
 and output (Vaswani et al.'s sharing). Pairs are packed several to a row
 (data.packing=documents), each attending only to itself, so little compute goes
 to padding. Presets (`--config=configs/seq2seq.py:<preset>`):
-  (none)  sized for a 2-core CPU; reports eval_loss, eval_perplexity, eval_token_accuracy.
+  (none)  sized for a 2-core CPU; reports eval_loss, eval_perplexity, eval_token_accuracy
+          and eval_validation_bleu.
   base    the paper's "base" Transformer (6+6 layers, 512 wide, post-norm, dropout
           and label smoothing 0.1): for accelerators.
   tiny    a few seconds, for tests.
@@ -76,6 +77,9 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   t.weight_decay = 0.0
   t.label_smoothing = 0.1
   config.eval.num_batches = 8  # The whole validation split: 1,466 pairs in 230 rows.
+  # Every evaluation also translates 512 validation pairs (decode.* below) and reports
+  # eval_validation_bleu: ~25 s each here (beam 4), against ~65 s for all 1,466.
+  config.eval.bleu_pairs = 512
   # --mode=translate and --mode=eval's test BLEU: beam search of 4, GNMT's alpha 0.6, as
   # Vaswani et al. Translations stop at EOS or after model.max_length tokens.
   config.decode.strategy = "beam"
@@ -107,4 +111,5 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     clm.make_tiny(config, num_steps=30, max_length=24)
     m.num_encoder_layers = 2
     d.vocab_size = 500
+    config.eval.bleu_pairs = 8
   return config

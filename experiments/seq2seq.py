@@ -5,7 +5,9 @@ Modes: `train` (resumes, evaluates), `eval` (eval_loss, eval_perplexity,
 eval_token_accuracy of the latest checkpoint, teacher-forced on validation pairs;
 then eval_bleu: the test split decoded with decode.strategy, hypotheses written to
 translations_test_step<N>.txt) and `translate` (--input sentences, one a line, or
-- for stdin; one translation a line to --output or stdout).
+- for stdin; one translation a line to --output or stdout). With eval.bleu_pairs > 0
+every evaluation, in training and in `eval`, also reports eval_validation_bleu: that
+many validation pairs decoded with decode.strategy.
 tokens/s counts source and target positions.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Optional, Sequence, TypeVar
 
 from absl import logging
 
@@ -24,8 +27,11 @@ from transformer_jax.errors import UserError
 from transformer_jax.evaluation import bleu
 from transformer_jax.models.encoder_decoder import EncoderDecoder
 from transformer_jax.objectives.seq2seq import Seq2SeqObjective
+from transformer_jax.training.loop import MoreMetrics
 
 TRANSLATIONS_FILE = "translations_test_step{step}.txt"
+VALIDATION_BLEU = "eval_validation_bleu"
+T = TypeVar("T")
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> task_lib.Task:
@@ -37,8 +43,8 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> t
       example_lengths=(length, length))
 
 
-def make_translator(task: task_lib.Task, params) -> Translator:
-  return Translator(task.model, params, task.tokenizer, task.cfg.decode,
+def make_translator(task: task_lib.Task) -> Translator:
+  return Translator(task.model, task.tokenizer, task.cfg.decode,
                     batch_size=task.cfg.eval.batch_size)
 
 
@@ -46,17 +52,51 @@ def _one_line(text: str) -> str:
   return " ".join(text.splitlines())
 
 
+def evenly_spaced(items: Sequence[T], count: int) -> list[T]:
+  """At most `count` items spread over the whole list (its order is the split's, so a
+  prefix could favour one part of the corpus), first and last included."""
+  if count >= len(items):
+    return list(items)
+  if count == 1:
+    return [items[0]]
+  return [items[i * (len(items) - 1) // (count - 1)] for i in range(count)]
+
+
+def validation_bleu(task: task_lib.Task) -> Optional[MoreMetrics]:
+  """params -> {eval_validation_bleu}: eval.bleu_pairs validation pairs translated with
+  decode.strategy by one compiled Translator; None when eval.bleu_pairs is 0."""
+  pairs = evenly_spaced(task.data.validation_pairs, task.cfg.eval.bleu_pairs)
+  if not pairs:
+    return None
+  translator = make_translator(task)
+  sources = [source for source, _ in pairs]
+  references = [target for _, target in pairs]
+
+  def more_metrics(params) -> dict[str, float]:
+    start = time.time()
+    hypotheses = [_one_line(h) for h in translator.translate(params, sources)]
+    score = bleu.corpus_bleu(hypotheses, references)
+    logging.info("validation BLEU %.2f on %d pairs (decode.strategy=%s) in %.1f s; e.g. "
+                 "%r -> %r (reference %r)", score, len(pairs), task.cfg.decode.strategy,
+                 time.time() - start, sources[0], hypotheses[0], references[0])
+    return {VALIDATION_BLEU: score}
+
+  return more_metrics
+
+
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   """Teacher-forced metrics, then BLEU of decode.strategy's translations of the test split."""
   task = build_task(cfg, workdir)
   state = task_lib.restored_state(task)
   step = int(state.step)
-  metrics = task.trainer.evaluate(state.params, task.data.eval_batches())
+  metrics = task.trainer.evaluate(state.params, task.data.eval_batches(),
+                                  validation_bleu(task))
   pairs = task.data.test_pairs
   if pairs:
-    translator = make_translator(task, state.params)
+    translator = make_translator(task)
     start = time.time()
-    hypotheses = [_one_line(h) for h in translator.translate([source for source, _ in pairs])]
+    hypotheses = [_one_line(h) for h in
+                  translator.translate(state.params, [source for source, _ in pairs])]
     references = [target for _, target in pairs]
     metrics["eval_bleu"] = bleu.corpus_bleu(hypotheses, references)
     line_files.write_lines(hypotheses,
@@ -78,8 +118,9 @@ def translate(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) 
   sentences = line_files.read_lines(inputs.input_path, "--input")
   task = build_task(cfg, workdir, need_data=False)
   state = task_lib.restored_state(task)
-  translator = make_translator(task, state.params)
-  translations = [_one_line(t) for t in translator.translate(sentences)] if sentences else []
+  translator = make_translator(task)
+  translations = ([_one_line(t) for t in translator.translate(state.params, sentences)]
+                  if sentences else [])
   if translator.num_cut:
     logging.warning("cut %d of %d sentences to model.max_length=%d tokens", translator.num_cut,
                     len(sentences), cfg.model.max_length)
@@ -89,8 +130,9 @@ def translate(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) 
 
 def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
   if mode == "train":
-    task_lib.train(build_task(cfg, workdir), workdir,
-                   2 * cfg.train.batch_size * cfg.model.max_length)
+    task = build_task(cfg, workdir)
+    task_lib.train(task, workdir, 2 * cfg.train.batch_size * cfg.model.max_length,
+                   more_metrics=validation_bleu(task))
   elif mode == "eval":
     evaluate(cfg, workdir)
   elif mode == "translate":

@@ -21,7 +21,7 @@ from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import lm_data
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError
 from transformer_jax.training import partitioning
-from transformer_jax.training.loop import Trainer, TrainResult, format_metrics
+from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
 from transformer_jax.training.metrics_writer import MetricsWriter
 
 CONFIG_FILE = "config.json"
@@ -103,8 +103,12 @@ def restored_state(task: Task):
   return state
 
 
-def train(task: Task, workdir: str, tokens_per_step: int) -> Optional[TrainResult]:
-  """Resumes or starts, trains to train.num_steps; None if interrupted by a signal."""
+def train(task: Task, workdir: str, tokens_per_step: int,
+          more_metrics: Optional[MoreMetrics] = None) -> Optional[TrainResult]:
+  """Resumes or starts, trains to train.num_steps; None if interrupted by a signal.
+
+  more_metrics(params): metrics added to every evaluation (see Trainer.train).
+  """
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
     state = task.trainer.initial_state()
@@ -113,11 +117,12 @@ def train(task: Task, workdir: str, tokens_per_step: int) -> Optional[TrainResul
     json.dump(configuration.to_dict(task.cfg), f, indent=2)
   result = task.trainer.train(state, batch_at=task.data.train_batch_at,
                               eval_batches=task.data.eval_batches,
-                              tokens_per_step=tokens_per_step)
+                              tokens_per_step=tokens_per_step, more_metrics=more_metrics)
   if result.interrupted:
     return None
   if not result.last_eval:
-    result.last_eval = task.trainer.evaluate(result.state.params, task.data.eval_batches())
+    result.last_eval = task.trainer.evaluate(result.state.params, task.data.eval_batches(),
+                                             more_metrics)
     logging.info("already trained to train.num_steps")
   logging.info("step %d: %s", int(result.state.step), format_metrics(result.last_eval))
   return result

@@ -50,3 +50,20 @@ def test_valid_values_pass():
   decode = configuration.validate(
       _with(seq2seq.get_config("tiny"), top_p=0.9, beam_size=1, length_penalty=0)).decode
   assert (decode.top_p, decode.beam_size, decode.length_penalty) == (0.9, 1, 0.0)
+
+
+def test_validation_bleu_is_off_unless_asked_for_and_for_seq2seq_only():
+  config = clm.get_config("tiny")
+  del config.eval["bleu_pairs"]  # An older config file.
+  assert configuration.validate(config).eval.bleu_pairs == 0
+  config = clm.get_config("tiny")
+  config.eval.bleu_pairs = 4
+  with pytest.raises(ConfigError) as error:
+    configuration.validate(config)
+  assert str(error.value) == ("config.eval.bleu_pairs: BLEU is available for experiment "
+                              "seq2seq only; set it to 0")
+  config = seq2seq.get_config("tiny")
+  config.eval.bleu_pairs = -1
+  with pytest.raises(ConfigError) as error:
+    configuration.validate(config)
+  assert str(error.value) == "config.eval.bleu_pairs: must be >= 0, got -1"

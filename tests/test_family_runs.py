@@ -11,8 +11,10 @@ FAMILIES = {
     "mlm": ("--config=configs/mlm.py:tiny",
             {"eval_loss", "eval_mlm_loss", "eval_mlm_perplexity", "eval_mlm_accuracy",
              "eval_mlm_tokens", "eval_nsp_loss", "eval_nsp_accuracy", "eval_nsp_examples"}),
+    # eval_validation_bleu: the tiny preset's eval.bleu_pairs=8 decoded validation pairs.
     "seq2seq": ("--config=configs/seq2seq.py:tiny",
-                {"eval_loss", "eval_perplexity", "eval_token_accuracy", "eval_tokens"}),
+                {"eval_loss", "eval_perplexity", "eval_token_accuracy", "eval_tokens",
+                 "eval_validation_bleu"}),
 }
 
 EVAL_MODE_EXTRA_KEYS = {"mlm": set(), "seq2seq": {"eval_bleu"}}

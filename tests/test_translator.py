@@ -30,9 +30,9 @@ def model_and_tokenizer():
 
 def _translate(model_and_tokenizer, sentences, batch_size, **decode):
   model, params, tokenizer = model_and_tokenizer
-  translator = Translator(model, params, tokenizer, dataclasses.replace(DECODE, **decode),
+  translator = Translator(model, tokenizer, dataclasses.replace(DECODE, **decode),
                           batch_size=batch_size)
-  return translator.translate(sentences), translator
+  return translator.translate(params, sentences), translator
 
 
 @pytest.mark.parametrize("decode", [{"strategy": "greedy"},
@@ -40,7 +40,8 @@ def _translate(model_and_tokenizer, sentences, batch_size, **decode):
 def test_batching_does_not_change_translations(model_and_tokenizer, decode):
   together, _ = _translate(model_and_tokenizer, SENTENCES, 2, **decode)  # Last batch padded.
   _, one_at_a_time = _translate(model_and_tokenizer, [], 1, **decode)
-  alone = [one_at_a_time.translate([sentence])[0] for sentence in SENTENCES]
+  params = model_and_tokenizer[1]
+  alone = [one_at_a_time.translate(params, [sentence])[0] for sentence in SENTENCES]
   assert together == alone
   assert len(together) == 3 and len(set(together)) > 1
 

@@ -104,6 +104,9 @@ class EvalConfig:
   num_batches: int
   batch_size: int
   stride: int  # --mode=eval: >0 scores the whole validation text in windows moved by stride.
+  # seq2seq: validation pairs (evenly spaced, at most this many) translated with
+  # decode.strategy at every evaluation, scored as eval_validation_bleu; 0 turns it off.
+  bleu_pairs: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +277,9 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            f"must be in [0, model.max_length={cfg.model.max_length}]")
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
+  _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
+  _require(e.bleu_pairs == 0 or cfg.experiment == "seq2seq", "eval.bleu_pairs",
+           "BLEU is available for experiment seq2seq only; set it to 0")
   _require(s.strategy in DECODE_STRATEGIES, "decode.strategy",
            f"must be one of {DECODE_STRATEGIES}, got {s.strategy!r}")
   _require(s.strategy != "beam" or cfg.experiment == "seq2seq", "decode.strategy",

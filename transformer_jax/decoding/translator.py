@@ -30,13 +30,13 @@ from transformer_jax.decoding.beam_search import BeamOptions
 
 
 class Translator:
-  """translate(sentences) -> one string each, by decode.strategy (greedy, sample or beam)."""
+  """translate(params, sentences) -> one string each, by decode.strategy (greedy, sample or
+  beam). The parameters are an argument, so training compiles once and translates with
+  each evaluation's parameters."""
 
-  def __init__(self, model: nn.Module, params: Any, tokenizer: Any, decode: DecodeConfig,
-               batch_size: int):
+  def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int):
     if batch_size < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}")
-    self.params = params
     self.tokenizer = tokenizer
     self.decode = decode
     self.batch_size = batch_size
@@ -78,7 +78,7 @@ class Translator:
       segment_ids[row, :len(tokens)] = 1
     return source, segment_ids
 
-  def translate(self, sentences: Sequence[str]) -> list[str]:
+  def translate(self, params: Any, sentences: Sequence[str]) -> list[str]:
     """One translation per sentence, in order; batch k of sampling draws with fold_in(seed, k)."""
     ids = [np.asarray(self.tokenizer.encode(sentence), np.int32) for sentence in sentences]
     key = jax.random.key(self.decode.seed)
@@ -86,7 +86,7 @@ class Translator:
     for index, start in enumerate(range(0, len(ids), self.batch_size)):
       chunk = ids[start:start + self.batch_size]
       source, segment_ids = self._source_batch(chunk)
-      tokens, lengths = self._run(self.params, jnp.asarray(source), jnp.asarray(segment_ids),
+      tokens, lengths = self._run(params, jnp.asarray(source), jnp.asarray(segment_ids),
                                   key=jax.random.fold_in(key, index))
       tokens, lengths = np.asarray(tokens), np.asarray(lengths)
       for row in range(len(chunk)):

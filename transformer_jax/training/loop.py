@@ -1,8 +1,10 @@
 """The training loop: restore or initialise, step, log, evaluate, checkpoint, stop cleanly.
 
 It knows nothing of the task. The experiment hands it an objective, a function
-from step to a host batch (a pure function of the step, so resumes are exact) and
-a function giving the evaluation batches.
+from step to a host batch (a pure function of the step, so resumes are exact), a
+function giving the evaluation batches and, optionally, a function of the
+parameters adding metrics the batches cannot give (seq2seq: BLEU of decoded
+translations).
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from transformer_jax.training import partitioning, steps, train_state
 from transformer_jax.training.checkpointing import Checkpointer
 from transformer_jax.training.metrics_writer import MetricsWriter
 from transformer_jax.training.optimizer import learning_rate_schedule, make_optimizer
+
+
+MoreMetrics = Callable[[Any], dict[str, float]]  # params -> metrics.
+
+
+def _evaluate(eval_step, objective, params, eval_batches: Iterable[dict], mesh: Mesh,
+              more_metrics: Optional[MoreMetrics]) -> dict[str, float]:
+  metrics = objective.summarize(steps.evaluate(eval_step, params, eval_batches, mesh))
+  if more_metrics is not None:
+    metrics.update(more_metrics(params))
+  return metrics
 
 
 @dataclasses.dataclass
@@ -107,13 +120,19 @@ class Trainer:
                c.checkpoint_every_steps)
     return min([(step // p + 1) * p for p in periods] + [c.num_steps]) - step
 
-  def evaluate(self, params, eval_batches: Iterable[dict]) -> dict[str, float]:
+  def evaluate(self, params, eval_batches: Iterable[dict],
+               more_metrics: Optional[MoreMetrics] = None) -> dict[str, float]:
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
-    return self.objective.summarize(steps.evaluate(eval_step, params, eval_batches, self.mesh))
+    return _evaluate(eval_step, self.objective, params, eval_batches, self.mesh, more_metrics)
 
   def train(self, state, batch_at: Callable[[int], dict],
-            eval_batches: Callable[[], Iterable[dict]], tokens_per_step: int) -> TrainResult:
-    """Runs from `state.step` to `config.num_steps`. Stops cleanly on SIGINT/SIGTERM."""
+            eval_batches: Callable[[], Iterable[dict]], tokens_per_step: int,
+            more_metrics: Optional[MoreMetrics] = None) -> TrainResult:
+    """Runs from `state.step` to `config.num_steps`. Stops cleanly on SIGINT/SIGTERM.
+
+    more_metrics(params) is added to every evaluation; its time, like the
+    evaluation's, is kept out of tokens/s and the ETA.
+    """
     c = self.config
     train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
                                        self.mesh)
@@ -168,8 +187,8 @@ class Trainer:
           interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
         other_start = time.perf_counter()
         if step % c.eval_every_steps == 0 or step == c.num_steps:
-          sums = steps.evaluate(eval_step, state.params, eval_batches(), self.mesh)
-          last_eval = self.objective.summarize(sums)
+          last_eval = _evaluate(eval_step, self.objective, state.params, eval_batches(),
+                                self.mesh, more_metrics)
           writer.write(step, last_eval)
           logging.info("step %d | %s", step, format_metrics(last_eval))
         if step % c.checkpoint_every_steps == 0 or step == c.num_steps:
