@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.models import attention_scores, initializers, kv_cache
-from transformer_jax.models.attention_scores import SCORES, heads_first
+from transformer_jax.models.attention_scores import SCORES, keys_heads_first
 from transformer_jax.models import positions as positions_lib
 from transformer_jax.models.projection import Projection
 
@@ -70,10 +70,8 @@ def attend(scores: jax.Array, v: jax.Array, mask: jax.Array | None,
   mixing = weights.astype(v.dtype)
   if dropout_fn is not None:
     mixing = dropout_fn(mixing)
-  if kv_heads_first:  # See attention_scores.grouped_heads.
-    out = jnp.einsum("bgqs,bgsk->bgqk", mixing.reshape(batch, groups, -1, scores.shape[-1]), v)
-  else:
-    out = jnp.matmul(mixing.reshape(batch * groups, -1, scores.shape[-1]), heads_first(v, groups))
+  out = jnp.matmul(mixing.reshape(batch * groups, -1, scores.shape[-1]),
+                   keys_heads_first(v, kv_heads_first))
   return jnp.swapaxes(out.reshape(batch, heads, length, head_dim), 1, 2), weights
 
 
