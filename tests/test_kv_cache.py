@@ -57,22 +57,13 @@ def test_cached_logits_equal_the_full_forward_at_every_step(name):
                                **TOLERANCE)
 
 
-def test_last_logits_only_is_the_last_row_of_the_full_logits():
-  model, params = decoder_and_params(BASE)
-  tokens = jnp.asarray([[3, 1, 4, 1, 5], [2, 7, 1, 8, 2]], jnp.int32)
-  full = model.apply({"params": params}, tokens, deterministic=True)
-  last = model.apply({"params": params}, tokens, deterministic=True, last_logits_only=True)
-  assert last.shape == (2, 1, BASE.vocab_size)
-  np.testing.assert_allclose(last, full[:, -1:], rtol=1e-6, atol=1e-6)
-
-
 def test_the_cache_holds_the_prompt_and_marks_padding():
   model, params = decoder_and_params(BASE)
   prompts, lengths = kv_decoding.left_pad([[1, 2], [3, 4, 5]], 3)
   _, cache = jax.jit(lambda p: model_steps.decoder_prefill(model, p, prompts, lengths, 6))(params)
   assert int(cache.index) == 3 and cache.length == 6 and len(cache.layers) == 2
   kv_heads, head_dim = BASE.num_heads, BASE.head_dim
-  assert cache.layers[0].self_attention.keys.shape == (2, kv_heads, 6, head_dim)
+  assert cache.layers[0].self_attention.keys.shape == (2, 6, kv_heads, head_dim)
   np.testing.assert_array_equal(cache.valid, [[False, True, True, False, False, False],
                                               [True, True, True, False, False, False]])
   mask = kv_cache.attention_mask(cache.valid, jnp.asarray(1), 2)  # Slots 1 and 2 as queries.
@@ -209,6 +200,6 @@ def test_steps_read_cross_attention_keys_from_the_cache(seq2seq):
     return cache, real, again, full[:, 1]
 
   cache, real, again, full = first_two_steps(jnp.full((2, 5, SEQ2SEQ.model_dim), 7.0))
-  assert cache.layers[0].cross_attention.keys.shape == (2, 2, 5, SEQ2SEQ.head_dim)
+  assert cache.layers[0].cross_attention.keys.shape == (2, 5, 2, SEQ2SEQ.head_dim)
   np.testing.assert_array_equal(again, real)
   np.testing.assert_allclose(real, full, **TOLERANCE)

@@ -3,9 +3,8 @@
 Shapes: x [B, T, D] queries' inputs; inputs_kv [B, S, D] keys' and values'
 inputs (x itself for self-attention); mask [B|1, 1, T, S] (True = may attend);
 q [B, T, H, K]; k, v [B, S, G, K] with G dividing H; scores [B, H, T, S].
-With a KV cache (`transformer_jax.models.kv_cache`, L slots) the keys and values
-are the cache's, stored heads-first [B, G, L, K]: self-attention masks are
-[B|1, 1, T, L].
+With a KV cache (`transformer_jax.models.kv_cache`, L slots) the keys are the
+cache's: self-attention masks are [B|1, 1, T, L].
 Score functions live in `transformer_jax.models.attention_scores`.
 """
 
@@ -16,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.models import attention_scores, initializers, kv_cache
-from transformer_jax.models.attention_scores import SCORES, keys_heads_first
+from transformer_jax.models.attention_scores import SCORES, heads_first
 from transformer_jax.models import positions as positions_lib
 from transformer_jax.models.projection import Projection
 
@@ -53,15 +52,14 @@ def check_options(score: str, implementation: str, num_heads: int, num_kv_heads:
 
 
 def attend(scores: jax.Array, v: jax.Array, mask: jax.Array | None,
-           dropout_fn=None, kv_heads_first: bool = False) -> tuple[jax.Array, jax.Array]:
+           dropout_fn=None) -> tuple[jax.Array, jax.Array]:
   """Masked softmax over keys, then the weighted sum of values; shared by every score.
 
-  scores [B, H, T, S] float32; v [B, S, G, K] ([B, G, S, K] if kv_heads_first);
-  mask [B|1, 1, T, S] or None (all visible) -> (out [B, T, H, K], weights
-  [B, H, T, S] float32, before dropout).
+  scores [B, H, T, S] float32; v [B, S, G, K]; mask [B|1, 1, T, S] or None (all
+  visible) -> (out [B, T, H, K], weights [B, H, T, S] float32, before dropout).
   """
   batch, heads, length, _ = scores.shape
-  groups, head_dim = v.shape[1 if kv_heads_first else 2], v.shape[3]
+  groups, head_dim = v.shape[2], v.shape[3]
   if mask is not None:
     # The most negative float, not -inf: a row with no visible key (padding)
     # gets uniform weights instead of NaN.
@@ -70,8 +68,7 @@ def attend(scores: jax.Array, v: jax.Array, mask: jax.Array | None,
   mixing = weights.astype(v.dtype)
   if dropout_fn is not None:
     mixing = dropout_fn(mixing)
-  out = jnp.matmul(mixing.reshape(batch * groups, -1, scores.shape[-1]),
-                   keys_heads_first(v, kv_heads_first))
+  out = jnp.matmul(mixing.reshape(batch * groups, -1, scores.shape[-1]), heads_first(v, groups))
   return jnp.swapaxes(out.reshape(batch, heads, length, head_dim), 1, 2), weights
 
 
@@ -130,7 +127,6 @@ class MultiHeadAttention(nn.Module):
     values are written at cache.index and x attends to all L slots (mask
     [B|1, 1, T, L]). Cross-attention: an unfilled cache is filled with inputs_kv's
     keys and values; a filled one is used as it is and inputs_kv is not read.
-    Either way attention reads the cache's heads-first keys and values in place.
     """
     check_options(self.score, self.implementation, self.num_heads, self.num_kv_heads)
     fused = self.implementation == "fused"
@@ -148,7 +144,7 @@ class MultiHeadAttention(nn.Module):
     q = project("query", x, self.num_heads, "heads")
     cached_source = cache is not None and inputs_kv is not None and cache.keys is not None
     if cached_source:
-      k = v = None  # Read from the cache below.
+      k, v = cache.keys, cache.values
     else:
       k, v = (project("key", source, kv_heads, "kv_heads"),
               project("value", source, kv_heads, "kv_heads"))
@@ -156,39 +152,32 @@ class MultiHeadAttention(nn.Module):
       if positions is None or inputs_kv is not None:
         raise ValueError("model.position: rope needs positions and self-attention")
       q, k = positions_lib.apply_rope(q, positions), positions_lib.apply_rope(k, positions)
-    kv_heads_first = cache is not None
     if cache is not None:
       if inputs_kv is None:
         cache = kv_cache.write(cache, k, v)
+        k, v = cache.keys, cache.values
       elif not cached_source:
-        cache = kv_cache.filled(k, v)
-      k, v = cache.keys, cache.values  # [B, G, L, K]
+        cache = kv_cache.KVCache(k, v, jnp.asarray(k.shape[1], jnp.int32))
     weights = None
     if fused:
-      if kv_heads_first:  # jax.nn.dot_product_attention takes [B, S, G, K].
-        k, v = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)
       y = fused_attention(q, k, v, mask, self.score)
     else:
       dropout_fn = None
       if train_dropout:
         dropout_fn = nn.Dropout(self.dropout_rate, deterministic=False)
-      y, weights = attend(self._scores(q, k, kv_heads_first), v, mask, dropout_fn,
-                          kv_heads_first)
+      y, weights = attend(self._scores(q, k), v, mask, dropout_fn)
     y = Projection((x.shape[-1],), ("heads", "head_dim", "embed"), num_input_axes=2,
                    use_bias=self.use_bias, dtype=self.dtype,
                    init_stddev=self.output_init_stddev, name="output")(y)
     outputs = (y, weights) if self.return_weights else y
     return outputs if cache is None else (outputs, cache)
 
-  def _scores(self, q: jax.Array, k: jax.Array, kv_heads_first: bool) -> jax.Array:
-    """[B, T, H, K], [B, S, G, K] ([B, G, S, K] if kv_heads_first) -> [B, H, T, S]
-    float32 for `self.score`."""
+  def _scores(self, q: jax.Array, k: jax.Array) -> jax.Array:
+    """[B, T, H, K], [B, S, G, K] -> [B, H, T, S] float32 for `self.score`."""
     if self.score == "dot":
-      return attention_scores.dot(q, k, kv_heads_first)
+      return attention_scores.dot(q, k)
     if self.score == "scaled_dot":
-      return attention_scores.scaled_dot(q, k, kv_heads_first)
-    if kv_heads_first:
-      k = jnp.swapaxes(k, 1, 2)
+      return attention_scores.scaled_dot(q, k)
     heads, kv_heads, width = q.shape[2], k.shape[2], self.head_dim
     # Stddev 1/√K keeps q·W_q at the scale of q, so tanh starts in its sloped
     # range rather than flat (tiny inputs) or saturated.

@@ -22,30 +22,21 @@ def heads_first(x: jax.Array, groups: int) -> jax.Array:
   return jnp.swapaxes(x, 1, 2).reshape(batch * groups, -1, head_dim)
 
 
-def keys_heads_first(k: jax.Array, stored_heads_first: bool) -> jax.Array:
-  """k [B, S, G, K], or [B, G, S, K] when stored_heads_first (a KV cache) -> [B·G, S, K]."""
-  if stored_heads_first:
-    return k.reshape(-1, k.shape[2], k.shape[3])
-  return heads_first(k, k.shape[2])
-
-
-def dot(q: jax.Array, k: jax.Array, kv_heads_first: bool = False) -> jax.Array:
-  """q·k.  q [B, T, H, K], k [B, S, G, K] ([B, G, S, K] if kv_heads_first) -> [B, H, T, S]
-  float32."""
+def dot(q: jax.Array, k: jax.Array) -> jax.Array:
+  """q·k.  q [B, T, H, K], k [B, S, G, K] -> [B, H, T, S] float32."""
   batch, length, heads, _ = q.shape
-  k = keys_heads_first(k, kv_heads_first)
-  groups = k.shape[0] // batch
-  scores = jnp.matmul(heads_first(q, groups), jnp.swapaxes(k, 1, 2))
+  groups = k.shape[2]
+  scores = jnp.matmul(heads_first(q, groups), jnp.swapaxes(heads_first(k, groups), 1, 2))
   return scores.astype(jnp.float32).reshape(batch, heads, length, k.shape[1])
 
 
-def scaled_dot(q: jax.Array, k: jax.Array, kv_heads_first: bool = False) -> jax.Array:
+def scaled_dot(q: jax.Array, k: jax.Array) -> jax.Array:
   """q·k/√K (Vaswani et al.): keeps score variance independent of the head width K.
 
-  q [B, T, H, K], k [B, S, G, K] ([B, G, S, K] if kv_heads_first) -> [B, H, T, S] float32.
+  q [B, T, H, K], k [B, S, G, K] -> [B, H, T, S] float32.
   """
   # Scaling q (T·K values) rather than the scores (T·S values) is the cheaper place.
-  return dot(q * q.shape[-1]**-0.5, k, kv_heads_first)
+  return dot(q * q.shape[-1]**-0.5, k)
 
 
 def additive(q: jax.Array, k: jax.Array, query_kernel: jax.Array, key_kernel: jax.Array,

@@ -6,16 +6,13 @@ on one new token per row and attends to the keys and values already stored.
 
 Shapes: B batch, L cache slots, S source length, G key/value heads, K head dim,
 T new tokens in one call.
-  KVCache      one attention layer: keys, values [B, G, L, K] and index [] int32,
+  KVCache      one attention layer: keys, values [B, L, G, K] and index [] int32,
                the slots written so far (new keys go to index .. index + T - 1).
-               Heads-first, the layout attention multiplies in
-               (`attention_scores.heads_first`): stored as [B, L, G, K], every
-               layer would copy its whole cache into that order at every step.
                L is fixed when the cache is made, so its shape never changes in
                a `jax.lax.while_loop`. Self-attention keys are stored after RoPE,
                rotated by their tokens' true positions.
                Cross-attention (encoder-decoder) caches hold the source's keys
-               and values [B, G, S, K], projected from the encoder output by the
+               and values [B, S, G, K], projected from the encoder output by the
                first (prefill) call and then reused as they are.
   LayerCache   one block's self-attention cache and, once filled, its
                cross-attention cache (None before the prefill and without an encoder).
@@ -36,8 +33,8 @@ from transformer_jax.configuration import ModelConfig
 
 
 class KVCache(flax.struct.PyTreeNode):
-  keys: Optional[jax.Array]  # [B, G, L, K]; None: unfilled (cross-attention before prefill).
-  values: Optional[jax.Array]  # [B, G, L, K]
+  keys: Optional[jax.Array]  # [B, L, G, K]; None: unfilled (cross-attention before prefill).
+  values: Optional[jax.Array]  # [B, L, G, K]
   index: Optional[jax.Array]  # [] int32: slots written.
 
 
@@ -73,7 +70,7 @@ def init(config: ModelConfig, batch: int, length: int) -> DecoderCache:
   caches (None until then).
   """
   kv_heads = config.num_kv_heads or config.num_heads
-  zeros = jnp.zeros((batch, kv_heads, length, config.head_dim), config.dtype)
+  zeros = jnp.zeros((batch, length, kv_heads, config.head_dim), config.dtype)
   layer = LayerCache(KVCache(zeros, zeros, jnp.zeros((), jnp.int32)))
   return DecoderCache((layer,) * config.num_layers,
                       jnp.zeros((batch, length), bool))
@@ -81,20 +78,11 @@ def init(config: ModelConfig, batch: int, length: int) -> DecoderCache:
 
 def write(cache: KVCache, keys: jax.Array, values: jax.Array) -> KVCache:
   """Stores keys, values [B, T, G, K] at slots index .. index + T - 1; index += T."""
-  start = (0, 0, cache.index, 0)
-
-  def update(stored, new):
-    return jax.lax.dynamic_update_slice(stored, jnp.swapaxes(new, 1, 2).astype(stored.dtype),
-                                        start)
-
-  return KVCache(update(cache.keys, keys), update(cache.values, values),
+  start = (0, cache.index, 0, 0)
+  return KVCache(jax.lax.dynamic_update_slice(cache.keys, keys.astype(cache.keys.dtype), start),
+                 jax.lax.dynamic_update_slice(cache.values, values.astype(cache.values.dtype),
+                                              start),
                  cache.index + keys.shape[1])
-
-
-def filled(keys: jax.Array, values: jax.Array) -> KVCache:
-  """A full cache of keys, values [B, S, G, K] (an encoder output's): S slots written."""
-  return KVCache(jnp.swapaxes(keys, 1, 2), jnp.swapaxes(values, 1, 2),
-                 jnp.asarray(keys.shape[1], jnp.int32))
 
 
 def write_valid(valid: jax.Array, new_valid: jax.Array, index: jax.Array) -> jax.Array:
