@@ -57,6 +57,15 @@ def test_cached_logits_equal_the_full_forward_at_every_step(name):
                                **TOLERANCE)
 
 
+def test_last_logits_only_is_the_last_row_of_the_full_logits():
+  model, params = decoder_and_params(BASE)
+  tokens = jnp.asarray([[3, 1, 4, 1, 5], [2, 7, 1, 8, 2]], jnp.int32)
+  full = model.apply({"params": params}, tokens, deterministic=True)
+  last = model.apply({"params": params}, tokens, deterministic=True, last_logits_only=True)
+  assert last.shape == (2, 1, BASE.vocab_size)
+  np.testing.assert_allclose(last, full[:, -1:], rtol=1e-6, atol=1e-6)
+
+
 def test_the_cache_holds_the_prompt_and_marks_padding():
   model, params = decoder_and_params(BASE)
   prompts, lengths = kv_decoding.left_pad([[1, 2], [3, 4, 5]], 3)

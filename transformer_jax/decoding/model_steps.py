@@ -37,8 +37,9 @@ def decoder_prefill(model: nn.Module, params: Params, prompts: jax.Array,
   positions, segment_ids = kv_decoding.prompt_positions(bucket_length, prompt_lengths)
   cache = kv_cache.init(model.config, batch, cache_length)
   logits, cache = model.apply({"params": params}, prompts, deterministic=True,
-                              positions=positions, segment_ids=segment_ids, cache=cache)
-  return logits[:, -1], cache
+                              positions=positions, segment_ids=segment_ids, cache=cache,
+                              last_logits_only=True)
+  return logits[:, 0], cache
 
 
 def decoder_step_fn(model: nn.Module, params: Params, prompt_lengths: jax.Array) -> StepFn:

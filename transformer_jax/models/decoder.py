@@ -57,7 +57,8 @@ class Decoder(nn.Module):
                segment_ids: Optional[jax.Array] = None,
                encoded: Optional[jax.Array] = None,
                source_segment_ids: Optional[jax.Array] = None,
-               cache: Optional[kv_cache.DecoderCache] = None):
+               cache: Optional[kv_cache.DecoderCache] = None,
+               last_logits_only: bool = False):
     """positions [B, T] and segment_ids [B, T] (0 = padding) are for packed or padded rows.
 
     encoded [B, S, D] and source_segment_ids [B, S]: the encoder's output and its
@@ -65,6 +66,9 @@ class Decoder(nn.Module):
     cache: the tokens fill slots index .. index + T - 1 and attend to every valid
     slot up to their own; returns (logits, updated cache). Positions default to
     the slots; segment ids then only mark padding (0), which no token attends to.
+    last_logits_only: logits [B, 1, V] of the last position alone; a decoding
+    prefill needs no more, and the [D, V] projection of every prompt position is
+    a large share of its cost.
     """
     c = self.config
     length = tokens.shape[1]
@@ -98,6 +102,8 @@ class Decoder(nn.Module):
         layer_caches.append(layer_cache)
     if c.norm_position == "pre":  # Post-norm blocks already end normalised.
       x = norm(c, "final_norm")(x)
+    if last_logits_only:
+      x = x[:, -1:]
     logits = table.attend(x).astype(jnp.float32)
     if cache is None:
       return logits
