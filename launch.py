@@ -105,10 +105,18 @@ def parse_flags(argv):
     _fail(message)
 
 
+# Flags that only one mode reads: given to another, they would be silently ignored.
+_MODE_OF_FLAG = {"prompt": "sample", "prompts_file": "sample", "input": "translate",
+                 "output": "translate"}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  for name, mode in _MODE_OF_FLAG.items():
+    if flags.FLAGS[name].present and _MODE.value != mode:
+      _fail(f"--{name} is read by --mode={mode} only, not --mode={_MODE.value}")
   try:
     cfg = configuration.validate(_CONFIG.value)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()

@@ -60,3 +60,15 @@ def test_invalid_utf8_data_file(tmp_path):
 def test_unknown_preset(tmp_path, preset):
   result = run_launch(f"--config=configs/clm.py:{preset}", f"--workdir={tmp_path}")
   _assert_one_clear_line(result, repr(preset), "configs/clm.py")
+
+
+@pytest.mark.parametrize("flag, mode", [("--input=-", "train"), ("--output=out.txt", "eval"),
+                                        ("--prompt=Hi", "translate"),
+                                        ("--prompts_file=p.txt", "train")])
+def test_a_flag_of_another_mode_is_refused(tmp_path, flag, mode):
+  result = run_launch(TINY, f"--workdir={tmp_path / 'w'}", f"--mode={mode}", flag)
+  name = flag.split("=")[0]
+  reader = "translate" if name in ("--input", "--output") else "sample"
+  assert _assert_one_clear_line(result) == (
+      f"error: {name} is read by --mode={reader} only, not --mode={mode}")
+  assert not (tmp_path / "w").exists()
