@@ -73,3 +73,15 @@ def test_long_sources_are_cut_and_counted(model_and_tokenizer):
 def test_no_output_has_special_tokens_and_length_is_capped(model_and_tokenizer):
   outputs, _ = _translate(model_and_tokenizer, SENTENCES, 3, max_new_tokens=4)
   assert all(len(output) <= 4 and set(output) <= set("abcdefg") for output in outputs)
+
+
+def test_batches_hold_sentences_of_similar_length(model_and_tokenizer):
+  model, params, tokenizer = model_and_tokenizer
+  translator = Translator(model, tokenizer, DECODE, batch_size=2)
+  batches = []
+  make_batch = translator._source_batch  # pylint: disable=protected-access
+  translator._source_batch = lambda ids: batches.append([len(i) for i in ids]) or make_batch(ids)
+  sentences = ["abcdefg", "a", "abcdef", "ab"]
+  outputs = translator.translate(params, sentences)
+  assert batches == [[1, 2], [6, 7]]
+  assert outputs == [translator.translate(params, [s])[0] for s in sentences]

@@ -79,17 +79,24 @@ class Translator:
     return source, segment_ids
 
   def translate(self, params: Any, sentences: Sequence[str]) -> list[str]:
-    """One translation per sentence, in order; batch k of sampling draws with fold_in(seed, k)."""
+    """One translation per sentence, in the sentences' order.
+
+    Batches are made of sentences of similar token counts (a stable sort by
+    length), so a batch's decoding loop, which runs until its longest translation
+    ends, stops sooner; greedy and beam translations do not depend on the batch.
+    Sampling: batch k (in that sorted order) draws with fold_in(decode.seed, k).
+    """
     ids = [np.asarray(self.tokenizer.encode(sentence), np.int32) for sentence in sentences]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     key = jax.random.key(self.decode.seed)
-    outputs = []
+    outputs: list[str] = [""] * len(ids)
     for index, start in enumerate(range(0, len(ids), self.batch_size)):
-      chunk = ids[start:start + self.batch_size]
-      source, segment_ids = self._source_batch(chunk)
+      rows = order[start:start + self.batch_size]
+      source, segment_ids = self._source_batch([ids[i] for i in rows])
       tokens, lengths = self._run(params, jnp.asarray(source), jnp.asarray(segment_ids),
                                   key=jax.random.fold_in(key, index))
       tokens, lengths = np.asarray(tokens), np.asarray(lengths)
-      for row in range(len(chunk)):
+      for row, sentence_index in enumerate(rows):
         kept = [int(t) for t in tokens[row, :lengths[row]] if t not in (self.eos, self.pad)]
-        outputs.append(self.tokenizer.decode(kept))
+        outputs[sentence_index] = self.tokenizer.decode(kept)
     return outputs

@@ -1,0 +1,110 @@
+"""How fast this CPU streams weights through a matrix-vector product: the batch-1 decoding bound.
+
+  python experiments/benchmarks/matvec_bandwidth.py
+
+Why: a batch-1 decoding step (experiments/benchmarks/decoding.py) multiplies one row
+by every weight matrix, so its speed is the rate at which matrix-vector products
+read weights. This compares that rate, over the 12 blocks of GPT-2-small-shaped
+weights (340 MiB float32, far larger than the caches), with the machine's streams:
+a copy (jitted in-place x + 1; bytes read + written, the decoding benchmark's
+floor) and a read-only sum, measured in the same run. Formulations:
+  xla f32 [in, out]    x @ W, the layout of the repository's parameters
+  xla f32 [out, in]    the same product with W stored transposed
+  numpy f32 [in, out]  NumPy's BLAS, as a second opinion on the same product
+  xla bf16 dot         bfloat16 weights converted in the product (half the bytes)
+  xla bf16 reduce      bfloat16 weights [out, in], product written as multiply + sum
+Each is a chain of the blocks' four products (QKV, output, MLP in, MLP out),
+timed as the median of --repeats calls after a warm-up.
+"""
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+WIDTH = 768
+LAYERS = 12
+SHAPES = ((WIDTH, 3 * WIDTH), (WIDTH, WIDTH), (WIDTH, 4 * WIDTH), (4 * WIDTH, WIDTH))
+
+
+def median_seconds(function, repeats: int) -> float:
+  function()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    function()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def chain(x, layers, product, gelu=jax.nn.gelu):
+  """x [1, D] through every block's four products; slicing keeps the QKV output at D."""
+  for qkv, output, mlp_in, mlp_out in layers:
+    h = product(product(x, qkv)[:, :WIDTH], output)
+    x = x + product(gelu(product(h, mlp_in)), mlp_out)
+  return x
+
+
+def numpy_gelu(h):
+  return 0.5 * h * (1 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--repeats", type=int, default=9)
+  args = parser.parse_args()
+  rng = np.random.default_rng(0)
+  weights = [[rng.standard_normal(s, dtype=np.float32) * 0.02 for s in SHAPES]
+             for _ in range(LAYERS)]
+  f32_bytes = sum(w.nbytes for layer in weights for w in layer)
+  x = np.full((1, WIDTH), 0.1, np.float32)
+
+  big = jnp.zeros((512 * 2**20 // 4,), jnp.float32)
+  add_one = jax.jit(lambda a: a + 1, donate_argnums=0)
+  holder = [add_one(big).block_until_ready()]
+
+  def copy_step():
+    holder[0] = add_one(holder[0]).block_until_ready()
+
+  copy = 2 * holder[0].nbytes / median_seconds(copy_step, args.repeats)
+  ones = jnp.ones_like(holder[0])
+  total = jax.jit(jnp.sum)
+  read = ones.nbytes / median_seconds(lambda: total(ones).block_until_ready(), args.repeats)
+
+  transposed = lambda w: jnp.asarray(w.T.copy())
+  contract_last = lambda v, w: jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())))
+  variants = [
+      ("xla f32 [in, out]", [[jnp.asarray(w) for w in l] for l in weights],
+       lambda v, w: v @ w, f32_bytes),
+      ("xla f32 [out, in]", [[transposed(w) for w in l] for l in weights],
+       contract_last, f32_bytes),
+      ("xla bf16 dot", [[jnp.asarray(w, jnp.bfloat16) for w in l] for l in weights],
+       lambda v, w: v @ w.astype(jnp.float32), f32_bytes // 2),
+      ("xla bf16 reduce", [[transposed(w).astype(jnp.bfloat16) for w in l] for l in weights],
+       lambda v, w: jnp.sum(w[None].astype(jnp.float32) * v[:, None, :], axis=2),
+       f32_bytes // 2),
+  ]
+  print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}; block weights of GPT-2 small: "
+        f"{f32_bytes / 2**20:.0f} MiB float32")
+  print(f"copy (read + written) {copy / 1e9:.1f} GB/s; read-only sum {read / 1e9:.1f} GB/s")
+  print(f"{'product':22s} {'ms':>7s} {'GB/s read':>10s} {'of copy':>8s} {'of sum':>7s}")
+
+  def report(name, seconds, nbytes):
+    rate = nbytes / seconds
+    print(f"{name:22s} {1000 * seconds:7.2f} {rate / 1e9:10.1f} {rate / copy:7.0%} "
+          f"{rate / read:6.0%}")
+
+  xd = jnp.asarray(x)
+  for name, layers, product, nbytes in variants:
+    run = jax.jit(lambda ls, v, product=product: chain(v, ls, product))
+    report(name, median_seconds(lambda: run(layers, xd).block_until_ready(), args.repeats),
+           nbytes)
+  numpy_chain = lambda: chain(x, weights, np.matmul, numpy_gelu)
+  report("numpy f32 [in, out]", median_seconds(numpy_chain, args.repeats), f32_bytes)
+
+
+if __name__ == "__main__":
+  main()
