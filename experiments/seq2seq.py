@@ -62,13 +62,12 @@ def evenly_spaced(items: Sequence[T], count: int) -> list[T]:
   return [items[i * (len(items) - 1) // (count - 1)] for i in range(count)]
 
 
-def validation_bleu(task: task_lib.Task) -> Optional[MoreMetrics]:
+def validation_bleu(task: task_lib.Task, translator: Translator) -> Optional[MoreMetrics]:
   """params -> {eval_validation_bleu}: eval.bleu_pairs validation pairs translated with
-  decode.strategy by one compiled Translator; None when eval.bleu_pairs is 0."""
+  decode.strategy by one compiled translator; None when eval.bleu_pairs is 0."""
   pairs = evenly_spaced(task.data.validation_pairs, task.cfg.eval.bleu_pairs)
   if not pairs:
     return None
-  translator = make_translator(task)
   sources = [source for source, _ in pairs]
   references = [target for _, target in pairs]
 
@@ -89,12 +88,12 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   task = build_task(cfg, workdir)
   state = task_lib.restored_state(task)
   step = int(state.step)
+  translator = make_translator(task)  # One compilation for validation and test.
   metrics = task.trainer.evaluate(state.params, task.data.eval_batches(),
-                                  validation_bleu(task))
+                                  validation_bleu(task, translator))
   pairs = task.data.test_pairs
   if pairs:
-    translator = make_translator(task)
-    start = time.time()
+    start, cut_before = time.time(), translator.num_cut
     hypotheses = [_one_line(h) for h in
                   translator.translate(state.params, [source for source, _ in pairs])]
     references = [target for _, target in pairs]
@@ -104,7 +103,7 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
     logging.info("test BLEU %.2f (tokenize %s, decode.strategy=%s) on %d pairs in %.1f s; "
                  "%d sources cut to model.max_length", metrics["eval_bleu"],
                  bleu.tokenization_for(references), cfg.decode.strategy, len(pairs),
-                 time.time() - start, translator.num_cut)
+                 time.time() - start, translator.num_cut - cut_before)
   else:
     logging.warning("no test pairs (data.test_fraction=%s): no eval_bleu",
                     cfg.data.test_fraction)
@@ -132,7 +131,7 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
   if mode == "train":
     task = build_task(cfg, workdir)
     task_lib.train(task, workdir, 2 * cfg.train.batch_size * cfg.model.max_length,
-                   more_metrics=validation_bleu(task))
+                   more_metrics=validation_bleu(task, make_translator(task)))
   elif mode == "eval":
     evaluate(cfg, workdir)
   elif mode == "translate":
