@@ -7,7 +7,8 @@ by every weight matrix, so its speed is the rate at which matrix-vector products
 read weights. This compares that rate, over the 12 blocks of GPT-2-small-shaped
 weights (340 MiB float32, far larger than the caches), with the machine's streams:
 a copy (jitted in-place x + 1; bytes read + written, the decoding benchmark's
-floor) and a read-only sum, measured in the same run. Formulations:
+floor) and a read-only sum, measured in the same run by the decoding benchmark's
+own functions. Formulations:
   xla f32 [in, out]    x @ W, the layout of the repository's parameters
   xla f32 [out, in]    the same product with W stored transposed
   numpy f32 [in, out]  NumPy's BLAS, as a second opinion on the same product
@@ -18,26 +19,22 @@ timed as the median of --repeats calls after a warm-up.
 """
 
 import argparse
-import statistics
-import time
+import os
+import sys
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+import jax  # pylint: disable=wrong-import-position
+import jax.numpy as jnp  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+from experiments.benchmarks.decoding import (  # pylint: disable=wrong-import-position
+    measure_copy_bandwidth, measure_read_bandwidth, median_seconds)
 
 WIDTH = 768
 LAYERS = 12
 SHAPES = ((WIDTH, 3 * WIDTH), (WIDTH, WIDTH), (WIDTH, 4 * WIDTH), (4 * WIDTH, WIDTH))
-
-
-def median_seconds(function, repeats: int) -> float:
-  function()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    function()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def chain(x, layers, product, gelu=jax.nn.gelu):
@@ -62,17 +59,8 @@ def main():
   f32_bytes = sum(w.nbytes for layer in weights for w in layer)
   x = np.full((1, WIDTH), 0.1, np.float32)
 
-  big = jnp.zeros((512 * 2**20 // 4,), jnp.float32)
-  add_one = jax.jit(lambda a: a + 1, donate_argnums=0)
-  holder = [add_one(big).block_until_ready()]
-
-  def copy_step():
-    holder[0] = add_one(holder[0]).block_until_ready()
-
-  copy = 2 * holder[0].nbytes / median_seconds(copy_step, args.repeats)
-  ones = jnp.ones_like(holder[0])
-  total = jax.jit(jnp.sum)
-  read = ones.nbytes / median_seconds(lambda: total(ones).block_until_ready(), args.repeats)
+  copy = measure_copy_bandwidth(repeats=args.repeats)
+  read = measure_read_bandwidth(repeats=args.repeats)
 
   transposed = lambda w: jnp.asarray(w.T.copy())
   contract_last = lambda v, w: jax.lax.dot_general(v, w, (((1,), (1,)), ((), ())))
@@ -100,9 +88,11 @@ def main():
   xd = jnp.asarray(x)
   for name, layers, product, nbytes in variants:
     run = jax.jit(lambda ls, v, product=product: chain(v, ls, product))
-    report(name, median_seconds(lambda: run(layers, xd).block_until_ready(), args.repeats),
-           nbytes)
+    call = lambda run=run, layers=layers: run(layers, xd).block_until_ready()
+    call()  # Compile.
+    report(name, median_seconds(call, args.repeats), nbytes)
   numpy_chain = lambda: chain(x, weights, np.matmul, numpy_gelu)
+  numpy_chain()
   report("numpy f32 [in, out]", median_seconds(numpy_chain, args.repeats), f32_bytes)
 
 
