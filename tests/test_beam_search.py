@@ -48,12 +48,14 @@ class TableModel:
                for i, token in enumerate(sequence))
 
 
-def _search(table_model, beam_size, max_new_tokens, alpha=0.0, eos=EOS):
+def _search(table_model, beam_size, max_new_tokens, alpha=0.0, eos=EOS, num_exact=0,
+            step_fn=None):
   batch = table_model.table.shape[0]
   cache = (jnp.repeat(jnp.arange(batch), beam_size), jnp.zeros(batch * beam_size, jnp.int32))
   return jax.jit(lambda logits, cache: beam_search.beam_search(
-      table_model.step_fn, logits, cache,
-      options=BeamOptions(beam_size, alpha=alpha, eos_token=eos, pad_token=-1),
+      step_fn or table_model.step_fn, logits, cache,
+      options=BeamOptions(beam_size, alpha=alpha, eos_token=eos, pad_token=-1,
+                          num_exact=num_exact),
       max_new_tokens=max_new_tokens))(table_model.first_logits(), cache)
 
 
@@ -115,6 +117,28 @@ def test_a_beam_wide_enough_to_keep_every_prefix_returns_the_exact_n_best(alpha)
     np.testing.assert_allclose(result.scores[row], [score for score, _ in scored[:beams]],
                                rtol=1e-5)
     assert result.lengths[row].tolist() == [len(s) for _, s in scored[:beams]]
+  best_only = _search(table_model, beams, max_new_tokens, alpha, num_exact=1)
+  np.testing.assert_array_equal(best_only.tokens[:, 0], result.tokens[:, 0])
+  np.testing.assert_allclose(best_only.scores[:, 0], result.scores[:, 0], rtol=1e-6)
+
+
+def test_wanting_only_the_best_stops_once_it_is_final():
+  # [EOS] at step 1 scores log 0.9: the live beams, at log 0.05, can never beat it, so
+  # the best is final at once. The n-best of 2 needs a second: step 2 (uniform rows)
+  # finishes [1, EOS] at log(0.05/4) / lp(2) = -3.99, still beatable by a live beam's
+  # bound log(0.05/4) / lp(4) = -3.43; after step 3 the bound is -4.52 and it stops.
+  table_model = TableModel({(0, ()): _log(0.9, 0.05, 0.05, 0.0)}, vocab_size=4, max_length=4)
+  calls = []
+
+  def counting_step_fn(tokens, cache, step):
+    jax.debug.callback(lambda: calls.append(1))
+    return table_model.step_fn(tokens, cache, step)
+
+  n_best = _search(table_model, 2, 4, alpha=0.6, step_fn=counting_step_fn)
+  calls_for_n_best, calls[:] = len(calls), []
+  best_only = _search(table_model, 2, 4, alpha=0.6, num_exact=1, step_fn=counting_step_fn)
+  assert (calls_for_n_best, len(calls)) == (2, 0)
+  assert best_only.tokens[0, 0].tolist() == n_best.tokens[0, 0].tolist() == [EOS, -1, -1, -1]
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.4, 0.6, 1.0])

@@ -14,7 +14,9 @@ score); the N best others become the live beams, and the cache rows follow their
 parent beams. A live beam that reaches max_new_tokens without EOS finishes there.
 The loop stops early once no live beam can beat any of a row's N finished
 hypotheses: log P only falls, so a live beam's best future score is its log P
-over the largest length penalty it can still reach.
+over the largest length penalty it can still reach. When only the best
+hypothesis is wanted (`BeamOptions.num_exact=1`, translation), beating the best
+finished one is the test, and the loop usually ends many steps sooner.
 
 Shapes: B batch, N beams, V vocabulary, T max_new_tokens. The cache passed in
 holds B·N rows, beam-major within a batch row (`repeat_beams`).
@@ -43,6 +45,9 @@ class BeamOptions:
   alpha: float = 0.0  # Length-penalty exponent; 0 ranks by log-probability alone.
   eos_token: Optional[int] = None  # None: every hypothesis runs to max_new_tokens.
   pad_token: int = 0  # Fills a hypothesis after its EOS.
+  # How many of the n-best, from the best down, must be exact: 0 = all beam_size.
+  # The loop runs until none of those can change, so fewer stop it sooner.
+  num_exact: int = 0
 
 
 class BeamResult(flax.struct.PyTreeNode):
@@ -131,12 +136,13 @@ def _finish(state: _State, options: BeamOptions, max_new_tokens: int) -> BeamRes
 
 
 def _can_improve(state: _State, options: BeamOptions, max_new_tokens: int) -> jax.Array:
-  """[] bool: some row's best live beam could still beat its worst finished hypothesis."""
+  """[] bool: some row's best live beam could still beat its num_exact-th finished
+  hypothesis (its worst, with num_exact 0)."""
   best_penalty = jnp.maximum(length_penalty(state.step + 1, options.alpha),
                              length_penalty(max_new_tokens, options.alpha))
   best_possible = jnp.max(state.live_log_probs, axis=1) / best_penalty
-  worst_finished = jnp.min(state.finished.scores, axis=1)
-  return jnp.any(best_possible > worst_finished)
+  last_exact = state.finished.scores[:, (options.num_exact or options.beam_size) - 1]
+  return jnp.any(best_possible > last_exact)
 
 
 def beam_search(step_fn: StepFn, logits: jax.Array, cache: Any, *, options: BeamOptions,
@@ -148,9 +154,10 @@ def beam_search(step_fn: StepFn, logits: jax.Array, cache: Any, *, options: Beam
   """
   batch, vocab = logits.shape
   beams = options.beam_size
-  if beams < 1 or vocab < 2:
-    raise ValueError(f"beam search needs beam_size >= 1 and a vocabulary of >= 2 tokens, "
-                     f"got beam_size {beams}, vocabulary {vocab}")
+  if beams < 1 or vocab < 2 or not 0 <= options.num_exact <= beams:
+    raise ValueError(f"beam search needs beam_size >= 1, 0 <= num_exact <= beam_size and a "
+                     f"vocabulary of >= 2 tokens, got beam_size {beams}, num_exact "
+                     f"{options.num_exact}, vocabulary {vocab}")
   empty_tokens = jnp.full((batch, beams, max_new_tokens), options.pad_token, jnp.int32)
   nothing = jnp.full((batch, beams), NEGATIVE_INFINITY, jnp.float32)
   state = _State(

@@ -47,8 +47,9 @@ class Translator:
     self.max_new_tokens = min(decode.max_new_tokens or self.max_length, self.max_length)
     self.num_cut = 0  # Sources cut to fit model.max_length, over every call.
     if decode.strategy == "beam":
+      # Only the best hypothesis is used, so the search may stop once it is final.
       options = BeamOptions(beam_size=decode.beam_size, alpha=decode.length_penalty,
-                            eos_token=self.eos, pad_token=self.pad)
+                            eos_token=self.eos, pad_token=self.pad, num_exact=1)
 
       def best(params, source, segment_ids, key):  # pylint: disable=unused-argument
         result = model_steps.translate_beam_search(
