@@ -138,9 +138,8 @@ def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str],
     text = "\n".join(f"===== prompt {number} =====\n{prompt}{continuation}"
                      for number, (prompt, continuation)
                      in enumerate(zip(prompts, continuations), start=1))
-    _record_sample(workdir, int(state.step), text)
-    return text
-  text = sample_text(task, state.params, prompt if prompt is not None else cfg.decode.prompt)
+  else:
+    text = sample_text(task, state.params, prompt if prompt is not None else cfg.decode.prompt)
   _record_sample(workdir, int(state.step), text)
   return text
 

@@ -62,22 +62,26 @@ def evenly_spaced(items: Sequence[T], count: int) -> list[T]:
   return [items[i * (len(items) - 1) // (count - 1)] for i in range(count)]
 
 
+def translated_bleu(translator: Translator, params,
+                    pairs: Sequence[tuple[str, str]]) -> tuple[float, list[str]]:
+  """(BLEU, the hypotheses, one line each) of translating each pair's source."""
+  hypotheses = [_one_line(h) for h in translator.translate(params, [s for s, _ in pairs])]
+  return bleu.corpus_bleu(hypotheses, [target for _, target in pairs]), hypotheses
+
+
 def validation_bleu(task: task_lib.Task, translator: Translator) -> Optional[MoreMetrics]:
   """params -> {eval_validation_bleu}: eval.bleu_pairs validation pairs translated with
   decode.strategy by one compiled translator; None when eval.bleu_pairs is 0."""
   pairs = evenly_spaced(task.data.validation_pairs, task.cfg.eval.bleu_pairs)
   if not pairs:
     return None
-  sources = [source for source, _ in pairs]
-  references = [target for _, target in pairs]
 
   def more_metrics(params) -> dict[str, float]:
     start = time.time()
-    hypotheses = [_one_line(h) for h in translator.translate(params, sources)]
-    score = bleu.corpus_bleu(hypotheses, references)
+    score, hypotheses = translated_bleu(translator, params, pairs)
     logging.info("validation BLEU %.2f on %d pairs (decode.strategy=%s) in %.1f s; e.g. "
                  "%r -> %r (reference %r)", score, len(pairs), task.cfg.decode.strategy,
-                 time.time() - start, sources[0], hypotheses[0], references[0])
+                 time.time() - start, pairs[0][0], hypotheses[0], pairs[0][1])
     return {VALIDATION_BLEU: score}
 
   return more_metrics
@@ -94,15 +98,12 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   pairs = task.data.test_pairs
   if pairs:
     start, cut_before = time.time(), translator.num_cut
-    hypotheses = [_one_line(h) for h in
-                  translator.translate(state.params, [source for source, _ in pairs])]
-    references = [target for _, target in pairs]
-    metrics["eval_bleu"] = bleu.corpus_bleu(hypotheses, references)
+    metrics["eval_bleu"], hypotheses = translated_bleu(translator, state.params, pairs)
     line_files.write_lines(hypotheses,
                            os.path.join(workdir, TRANSLATIONS_FILE.format(step=step)))
     logging.info("test BLEU %.2f (tokenize %s, decode.strategy=%s) on %d pairs in %.1f s; "
                  "%d sources cut to model.max_length", metrics["eval_bleu"],
-                 bleu.tokenization_for(references), cfg.decode.strategy, len(pairs),
+                 bleu.tokenization_for([target for _, target in pairs]), cfg.decode.strategy, len(pairs),
                  time.time() - start, translator.num_cut - cut_before)
   else:
     logging.warning("no test pairs (data.test_fraction=%s): no eval_bleu",
