@@ -4,7 +4,6 @@ Thin on purpose: it validates the config once and hands it to the experiment the
 config names. Errors a user can cause end in one line on stderr and exit code 1.
 """
 
-import importlib
 import logging as logging_std
 import os
 import re
@@ -122,7 +121,7 @@ def main(argv):
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
                                                 .split("=", 1)[1])
     partitioning.configure_cpu_devices(cfg.mesh)
-    experiment = importlib.import_module(f"experiments.{cfg.experiment}")
+    experiment = configuration.experiment_module(cfg.experiment)
     inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
                         input_path=_INPUT.value, output_path=_OUTPUT.value)
     experiment.run(cfg, workdir, _MODE.value, inputs)

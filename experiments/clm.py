@@ -17,7 +17,7 @@ import numpy as np
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import chunking, lm_data, special_tokens
+from transformer_jax.data import chunking, lm_data, row_batches, special_tokens
 from transformer_jax.data.line_files import read_lines
 from transformer_jax.decoding import generate, kv_decoding, model_steps, samplers
 from transformer_jax.errors import DataError, UserError
@@ -25,6 +25,13 @@ from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 
 SAMPLES_FILE = "samples.txt"
+PACKINGS = ("stream", "documents")  # The row layouts lm_data builds.
+
+
+def validate(cfg: ExperimentConfig) -> None:
+  """The rules of this experiment's own (see `configuration.validate`)."""
+  task_lib.check_packing(cfg, PACKINGS)
+  task_lib.check_no_translation_fields(cfg)
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> task_lib.Task:
@@ -58,7 +65,7 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
           sampler=sampler, max_new_tokens=num_cached, key=cached_key)
       buffer = jax.lax.dynamic_update_slice(buffer, new_tokens, (0, len(prompt_ids)))
     apply_logits = lambda tokens: task.model.apply({"params": params}, tokens,
-                                                   deterministic=True)
+                                                   deterministic=True).logits
     step_fn = generate.windowed_step_fn(apply_logits, length)
     return generate.generate(step_fn, sampler, buffer, len(prompt_ids) + num_cached,
                              d.max_new_tokens - num_cached, windowed_key)
@@ -116,7 +123,7 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   state = task_lib.restored_state(task)
   windows = chunking.sliding_windows(task.data.validation_tokens, cfg.model.max_length,
                                      cfg.eval.stride)
-  batches = lm_data.batches_of_rows(windows, cfg.eval.batch_size)
+  batches = row_batches.batches_of_rows(windows, cfg.eval.batch_size)
   metrics = {**task.trainer.evaluate(state.params, batches), "eval_stride": cfg.eval.stride}
   task_lib.record_evaluation(workdir, int(state.step), metrics)
   return metrics

@@ -30,8 +30,14 @@ from transformer_jax.objectives.seq2seq import Seq2SeqObjective
 from transformer_jax.training.loop import MoreMetrics
 
 TRANSLATIONS_FILE = "translations_test_step{step}.txt"
+PACKINGS = ("none", "documents")  # The row layouts translation_data builds.
 VALIDATION_BLEU = "eval_validation_bleu"
 T = TypeVar("T")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+  """The rules of this experiment's own (see `configuration.validate`)."""
+  task_lib.check_packing(cfg, PACKINGS)
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> task_lib.Task:

@@ -1,8 +1,10 @@
 """What every experiment does with a workdir: build the trainer, restore, train, evaluate.
 
 An experiment (clm, mlm, seq2seq) supplies its data, model and objective; this
-module turns them into a `Trainer` whose checkpoints record the model shape and
-the tokenizer, and runs the `train` and `eval` modes the same way for all.
+module turns them into a `Trainer` whose checkpoints record the tokenizer (and the
+model shape, for information), and runs the `train` and `eval` modes the same way
+for all. A warm start (`train.init_from`) is checked here, before anything is
+written, and loaded when the run starts from step 0.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Optional
+from typing import Callable, Iterable, Optional, Protocol
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -18,13 +20,26 @@ from absl import logging
 
 from transformer_jax import configuration
 from transformer_jax.configuration import ExperimentConfig, ModelConfig
-from transformer_jax.data import lm_data
-from transformer_jax.errors import CheckpointError, CheckpointMismatchError
-from transformer_jax.training import partitioning
+from transformer_jax.data import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
+from transformer_jax.objectives.objective import Objective
+from transformer_jax.training import checkpointing, partitioning, warm_start
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
 from transformer_jax.training.metrics_writer import MetricsWriter
 
 CONFIG_FILE = "config.json"
+
+
+class TaskData(Protocol):
+  """What the trainer needs of a task's data (each experiment's data module adds more)."""
+  tokenizer: Tokenizer
+
+  def train_batch_at(self, step: int) -> dict:
+    """This process's rows of training batch `step`: a pure function of the step."""
+
+  def eval_batches(self) -> Iterable[dict]:
+    """The evaluation batches, the same at every evaluation."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,30 +55,64 @@ class ModeInputs:
 class Task:
   """Everything the modes share, built once from the config and the workdir."""
   cfg: ExperimentConfig  # model.vocab_size filled in from the tokenizer.
-  tokenizer: lm_data.Tokenizer
+  tokenizer: Tokenizer
   model: nn.Module
-  data: Any  # Has train_batch_at(step) and eval_batches(); None when only decoding.
+  data: Optional[TaskData]  # None when only decoding.
   trainer: Trainer
+  warm_start: Optional[warm_start.WarmStart] = None  # Checked; loaded at step 0.
 
 
-def saved_tokenizer(cfg: ExperimentConfig, workdir: str) -> lm_data.Tokenizer:
+def saved_tokenizer(workdir: str) -> Tokenizer:
   """The tokenizer a trained workdir holds (for modes that need no data)."""
-  path = lm_data.tokenizer_path(workdir, cfg.data.tokenizer)
-  if not os.path.exists(path):
-    raise CheckpointError(f"{workdir} has no {os.path.basename(path)}: "
-                          "train a model there first")
-  return lm_data.load_tokenizer(cfg.data.tokenizer, path)
+  path = tokenizer_lib.saved_path(workdir)
+  if path is None:
+    raise CheckpointError(f"{workdir} has no {' or '.join(tokenizer_lib.FILE_NAMES.values())}"
+                          ": train a model there first")
+  return tokenizer_lib.load(path)
 
 
-def build(cfg: ExperimentConfig, workdir: str, *, data: Any,
-          make_model: Callable[[ModelConfig], nn.Module],
-          make_objective: Callable[[nn.Module], Any],
-          example_lengths: tuple[int, ...]) -> Task:
+def check_packing(cfg: ExperimentConfig, packings: tuple[str, ...]) -> None:
+  """An experiment's own rule: the row layouts (data.packing) it can build."""
+  if cfg.data.packing not in packings:
+    raise ConfigError("data.packing", f"must be one of {packings} for experiment "
+                      f"{cfg.experiment}, got {cfg.data.packing!r}")
+
+
+def check_no_translation_fields(cfg: ExperimentConfig) -> None:
+  """Validation BLEU and beam search are for translation (seq2seq) only."""
+  if cfg.eval.bleu_pairs:
+    raise ConfigError("eval.bleu_pairs", "BLEU is available for experiment seq2seq only; "
+                      "set it to 0")
+  if cfg.decode.strategy == "beam":
+    raise ConfigError("decode.strategy", "beam search is available for experiment seq2seq "
+                      "only; use greedy or sample")
+
+
+def _plan_warm_start(cfg: ExperimentConfig, workdir: str, trainer: Trainer,
+                     tokenizer: Tokenizer,
+                     expected: warm_start.Expected) -> Optional[warm_start.WarmStart]:
+  """The checked warm start of a run that has no checkpoint of its own yet, else None."""
+  if not cfg.train.init_from or checkpointing.saved_steps(workdir):
+    return None  # A resume: the workdir's own checkpoints come first.
+  start = warm_start.plan(cfg.train, trainer.abstract_state.params, expected)
+  if start.tokenizer is not None and start.tokenizer != tokenizer_lib.fingerprint(tokenizer):
+    given = cfg.data.tokenizer_path or tokenizer_lib.existing_path(cfg, workdir)
+    raise CheckpointError(f"tokenizer file {given} does not match the checkpoint of "
+                          f"train.init_from={cfg.train.init_from}")
+  return start
+
+
+def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
+          make_model: Callable[..., nn.Module], make_objective: Callable[[nn.Module], Objective],
+          example_lengths: tuple[int, ...],
+          expected_unmatched: warm_start.Expected = warm_start.Expected()) -> Task:
   """data: the task's data (its tokenizer is the model's), or None to decode only, with
-  the workdir's saved tokenizer. example_lengths: one int32 [1, length] argument per
-  positional model input.
+  the workdir's saved tokenizer. make_model(config=...) builds the model.
+  example_lengths: one int32 [1, length] argument per positional model input.
+  expected_unmatched: parameter paths a warm start may add or drop (a task head).
+  Nothing is written here: every check can stop the run before the workdir exists.
   """
-  tokenizer = data.tokenizer if data is not None else saved_tokenizer(cfg, workdir)
+  tokenizer = data.tokenizer if data is not None else saved_tokenizer(workdir)
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
   cfg = dataclasses.replace(cfg, model=model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
@@ -71,24 +120,23 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Any,
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
         f"{mesh.devices.size} data-parallel devices")
-  os.makedirs(workdir, exist_ok=True)  # Only once the data and config have been checked.
-  model = make_model(model_cfg)
+  model = make_model(config=model_cfg)
   examples = [jnp.zeros((1, length), jnp.int32) for length in example_lengths]
   init_params = lambda key: model.init(key, *examples, deterministic=True)["params"]
   metadata = {"model": dataclasses.asdict(model_cfg),
-              "tokenizer": lm_data.tokenizer_fingerprint(tokenizer)}
+              "tokenizer": tokenizer_lib.fingerprint(tokenizer)}
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
                     config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata)
-  return Task(cfg, tokenizer, model, data, trainer)
+  start = _plan_warm_start(cfg, workdir, trainer, tokenizer, expected_unmatched)
+  return Task(cfg, tokenizer, model, data, trainer, start)
 
 
-def restore(task: Task):
+def restore(task: Task, params_only: bool = False):
   """Latest checkpoint or None; a mismatch names the tokenizer file when one was given."""
   try:
-    return task.trainer.restore()
+    return task.trainer.restore(params_only=params_only)
   except CheckpointMismatchError as e:
-    from_tokenizer = any(section == "tokenizer" or key == "vocab_size"
-                         for section, key in e.differences)
+    from_tokenizer = any(section == "tokenizer" for section, _ in e.differences)
     if task.cfg.data.tokenizer_path and from_tokenizer:
       raise CheckpointError(f"tokenizer file {task.cfg.data.tokenizer_path} does not match "
                             f"the checkpoint: {e}") from e
@@ -96,11 +144,21 @@ def restore(task: Task):
 
 
 def restored_state(task: Task):
-  state = restore(task)
+  """The latest checkpoint's parameters and step, for the modes that do not train."""
+  state = restore(task, params_only=True)
   if state is None:
     raise CheckpointError(f"no checkpoint in {task.trainer.checkpointer.directory}: "
                           "train first (--mode=train)")
   return state
+
+
+def _initial_state(task: Task):
+  """Step 0: the warm start's parameters where it has them, fresh ones elsewhere."""
+  if task.warm_start is None:
+    return task.trainer.initial_state()
+  task.warm_start.log()
+  return task.trainer.initial_state(
+      warm_start.load(task.warm_start, task.trainer.abstract_state.params))
 
 
 def train(task: Task, workdir: str, tokens_per_step: int,
@@ -111,8 +169,12 @@ def train(task: Task, workdir: str, tokens_per_step: int,
   """
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
-    state = task.trainer.initial_state()
-  lm_data.save_tokenizer(task.tokenizer, workdir)
+    state = _initial_state(task)
+  elif task.cfg.train.init_from:
+    logging.info("resuming: train.init_from=%s started this run and is not read again",
+                 task.cfg.train.init_from)
+  os.makedirs(workdir, exist_ok=True)
+  tokenizer_lib.save(task.tokenizer, workdir)
   with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
     json.dump(configuration.to_dict(task.cfg), f, indent=2)
   result = task.trainer.train(state, batch_at=task.data.train_batch_at,

@@ -71,7 +71,7 @@ def deterministic_apply(model):
   """jit of (params, tokens, **kwargs) -> logits, without dropout."""
   import jax  # pylint: disable=import-outside-toplevel
   return jax.jit(lambda params, tokens, **kwargs: model.apply(
-      {"params": params}, tokens, deterministic=True, **kwargs))
+      {"params": params}, tokens, deterministic=True, **kwargs).logits)
 
 
 def last_line(text: str) -> str:

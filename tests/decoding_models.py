@@ -36,7 +36,7 @@ def decoder_and_params(config, seed=0, stddev=0.5):
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def full_forward(model, params, tokens):
-  return model.apply({"params": params}, tokens, deterministic=True)
+  return model.apply({"params": params}, tokens, deterministic=True).logits
 
 
 def full_logits(model, params, tokens):

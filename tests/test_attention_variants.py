@@ -39,7 +39,9 @@ def _init(module, x, mask, **kwargs) -> dict:
 
 
 def _apply(module, params, x, mask, **kwargs):
-  return module.apply({"params": params}, x, mask, deterministic=True, **kwargs)
+  """The outputs, or (outputs, weights) with return_weights=True."""
+  out = module.apply({"params": params}, x, mask, deterministic=True, **kwargs)
+  return (out.outputs, out.weights) if kwargs.get("return_weights") else out.outputs
 
 
 def _padding_mask() -> jax.Array:
@@ -170,7 +172,8 @@ def test_additive_attention_by_hand():
   weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
   values = np.array([[1.0, 1.0], [-1.0, 2.0]])  # Keys with their features swapped.
   module = MultiHeadAttention(1, 2, 0.0, False, "float32", 0.02, score="additive")
-  y = module.apply({"params": params}, queries, None, deterministic=True, inputs_kv=keys)
+  y = module.apply({"params": params}, queries, None, deterministic=True,
+                   inputs_kv=keys).outputs
   np.testing.assert_allclose(y[0], weights @ values, rtol=1e-6, atol=1e-6)
 
 
@@ -189,7 +192,7 @@ def test_masked_padding_keys_change_nothing(score):
 def test_returned_weights_are_a_masked_distribution():
   x, mask = _inputs(), causal_mask(5) & _padding_mask()
   params = _init(_module(), x, mask)
-  y, weights = _apply(_module(return_weights=True), params, x, mask)
+  y, weights = _apply(_module(), params, x, mask, return_weights=True)
   np.testing.assert_array_equal(y, _apply(_module(), params, x, mask))
   assert weights.shape == (2, HEADS, 5, 5)
   real_rows = np.asarray(_padding_mask()[:, 0].any(axis=-1))  # Padding rows see nothing.
@@ -202,17 +205,17 @@ def test_returned_weights_are_a_masked_distribution():
 def test_cross_attention_with_other_key_length():
   x, memory = _inputs(), _inputs(length=7, seed=4)
   mask = jnp.ones((1, 1, 5, 7), bool).at[..., 4:].set(False)
-  module = _module(num_kv_heads=2, return_weights=True)
+  module = _module(num_kv_heads=2)
   params = _init(module, x, mask, inputs_kv=memory)
   assert params["key"]["kernel"].shape == (WIDTH, 2, HEAD_DIM)
-  y, weights = _apply(module, params, x, mask, inputs_kv=memory)
+  y, weights = _apply(module, params, x, mask, inputs_kv=memory, return_weights=True)
   assert y.shape == (2, 5, WIDTH) and weights.shape == (2, HEADS, 5, 7)
   assert (weights[..., 4:] == 0).all()
-  changed, _ = _apply(module, params, x, mask, inputs_kv=memory.at[:, 0].add(1.0))
+  changed = _apply(module, params, x, mask, inputs_kv=memory.at[:, 0].add(1.0))
   assert not np.allclose(changed, y)
   # inputs_kv = x is self-attention.
-  np.testing.assert_array_equal(_apply(module, params, x, causal_mask(5), inputs_kv=x)[0],
-                                _apply(module, params, x, causal_mask(5))[0])
+  np.testing.assert_array_equal(_apply(module, params, x, causal_mask(5), inputs_kv=x),
+                                _apply(module, params, x, causal_mask(5)))
 
 
 @pytest.mark.parametrize("options, deterministic, field", [
@@ -225,8 +228,10 @@ def test_cross_attention_with_other_key_length():
     (dict(implementation="fused"), False, "model.attention_impl"),  # Dropout while training.
 ])
 def test_invalid_options_name_the_field(options, deterministic, field):
+  options = dict(options)
+  call = {"return_weights": options.pop("return_weights")} if "return_weights" in options else {}
   module = MultiHeadAttention(HEADS, HEAD_DIM, 0.1, True, "float32", 0.02, **options)
   x = _inputs()
   with pytest.raises(ValueError, match=f"^{field}:"):
     module.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, causal_mask(5),
-                deterministic=deterministic)
+                deterministic=deterministic, **call)

@@ -251,6 +251,6 @@ def _target_log_probs(model, params, source, source_ids, tokens):
   """log P(tokens [B, T] | source) [B] by the uncached model, teacher-forced after <bos>."""
   target = jnp.concatenate([jnp.ones((tokens.shape[0], 1), jnp.int32), tokens[:, :-1]], axis=1)
   logits = model.apply({"params": params}, source, target, deterministic=True,
-                       source_segment_ids=source_ids)
+                       source_segment_ids=source_ids).logits
   log_probs = jax.nn.log_softmax(logits)
   return jnp.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0].sum(axis=1)

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from transformer_jax.data import special_tokens
-from transformer_jax.data.bpe_tokenizer import FILE_NAME, BpeTokenizer
+from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizer import FILE_NAMES
+
+FILE_NAME = FILE_NAMES["bpe"]
 from transformer_jax.errors import DataError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

@@ -6,7 +6,10 @@ import os
 import pytest
 
 from transformer_jax.data import special_tokens
-from transformer_jax.data.char_tokenizer import FILE_NAME, CharTokenizer
+from transformer_jax.data.char_tokenizer import CharTokenizer
+from transformer_jax.data.tokenizer import FILE_NAMES
+
+FILE_NAME = FILE_NAMES["char"]
 from transformer_jax.errors import DataError
 
 SPECIAL = (special_tokens.PAD, special_tokens.EOS)
@@ -42,25 +45,25 @@ def test_special_tokens_must_be_new(special):
 
 def test_save_and_load_with_special_tokens(tmp_path):
   tokenizer = CharTokenizer.from_text("hello", SPECIAL)
-  tokenizer.save(str(tmp_path))
-  loaded = CharTokenizer.load(str(tmp_path))
+  tokenizer.save(str(tmp_path / FILE_NAME))
+  loaded = CharTokenizer.load(str(tmp_path / FILE_NAME))
   assert loaded.characters == tokenizer.characters
   assert loaded.special_tokens == SPECIAL
   assert loaded.token_id(special_tokens.EOS) == 5
 
 
 def test_save_without_special_tokens_keeps_the_old_file(tmp_path):
-  CharTokenizer.from_text("hello").save(str(tmp_path))
+  CharTokenizer.from_text("hello").save(str(tmp_path / FILE_NAME))
   contents = json.loads((tmp_path / FILE_NAME).read_text(encoding="utf-8"))
   assert contents == {"type": "char", "characters": ["e", "h", "l", "o"]}
-  loaded = CharTokenizer.load(str(tmp_path))
+  loaded = CharTokenizer.load(str(tmp_path / FILE_NAME))
   assert loaded.special_tokens == ()
   assert loaded.vocab_size == 4
 
 
 def test_old_file_without_the_key_loads(tmp_path):
   (tmp_path / FILE_NAME).write_text(json.dumps({"type": "char", "characters": ["a", "b"]}))
-  loaded = CharTokenizer.load(str(tmp_path))
+  loaded = CharTokenizer.load(str(tmp_path / FILE_NAME))
   assert loaded.special_tokens == ()
   assert loaded.decode([1, 0]) == "ba"
 
@@ -68,14 +71,14 @@ def test_old_file_without_the_key_loads(tmp_path):
 def test_load_of_a_broken_file_names_it(tmp_path):
   (tmp_path / FILE_NAME).write_text(json.dumps(["a", "b"]))
   with pytest.raises(DataError, match=f"^cannot load vocabulary .*{FILE_NAME}"):
-    CharTokenizer.load(str(tmp_path))
+    CharTokenizer.load(str(tmp_path / FILE_NAME))
 
 
 def test_a_vocabulary_file_loads_under_any_name(tmp_path):
-  from transformer_jax.data import lm_data  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data import tokenizer as tokenizer_lib  # pylint: disable=import-outside-toplevel
   tokenizer = CharTokenizer.from_text("abc", special_tokens=("<pad>", "<eos>"))
-  saved = tokenizer.save(str(tmp_path))
+  saved = tokenizer_lib.save(tokenizer, str(tmp_path))
   renamed = tmp_path / "my_vocabulary.json"
   os.rename(saved, renamed)
-  loaded = lm_data.load_tokenizer("char", str(renamed))
+  loaded = tokenizer_lib.load(str(renamed))
   assert loaded.characters == ["a", "b", "c"] and loaded.token_id("<eos>") == 4

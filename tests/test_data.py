@@ -47,8 +47,8 @@ def test_tokenizer_round_trip_with_unicode(tmp_path):
   text = "Ça va, ROMEO? — ja 😀\n"
   tokenizer = CharTokenizer.from_text(text)
   assert tokenizer.decode(tokenizer.encode(text)) == text
-  tokenizer.save(str(tmp_path))
-  loaded = CharTokenizer.load(str(tmp_path))
+  tokenizer.save(str(tmp_path / "vocabulary.json"))
+  loaded = CharTokenizer.load(str(tmp_path / "vocabulary.json"))
   assert loaded.characters == tokenizer.characters
   assert loaded.encode(text).tolist() == tokenizer.encode(text).tolist()
 
@@ -66,7 +66,7 @@ def test_unknown_character_is_named(text, bad):
 
 def test_load_without_vocabulary_names_the_file(tmp_path):
   with pytest.raises(DataError, match="cannot load vocabulary .*vocabulary.json"):
-    CharTokenizer.load(str(tmp_path))
+    CharTokenizer.load(str(tmp_path / "vocabulary.json"))
 
 
 def test_split_stream_is_first_90_then_last_10_percent():

@@ -81,7 +81,8 @@ MODEL = ModelConfig(num_layers=1, num_heads=2, model_dim=16, mlp_dim=32, max_len
 @pytest.fixture(scope="module")
 def apply_logits():
   model, params = init_decoder(MODEL, seed=3)
-  return jax.jit(lambda tokens: model.apply({"params": params}, tokens, deterministic=True))
+  return jax.jit(lambda tokens: model.apply({"params": params}, tokens,
+                                            deterministic=True).logits)
 
 
 @pytest.fixture(scope="module")

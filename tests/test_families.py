@@ -41,7 +41,8 @@ def _preset_model(config_module, preset: str, vocab_size: int) -> ModelConfig:
 def test_encoder_sees_both_directions(config):
   model = Encoder(config)
   params = _init(model, TOKENS)
-  apply = jax.jit(lambda t: model.apply({"params": params}, t, deterministic=True))
+  apply = jax.jit(lambda t: model.apply({"params": params}, t,
+                                        deterministic=True).hidden_states)
   hidden = apply(TOKENS)
   changed = apply(TOKENS.at[0, 5].set(11))
   assert not np.allclose(changed[0, :5], hidden[0, :5])  # Earlier positions see token 5.
@@ -51,7 +52,7 @@ def test_encoder_padding_changes_no_real_position():
   model = Encoder(BERT)
   params = _init(model, TOKENS)
   apply = jax.jit(lambda t, s, y: model.apply({"params": params}, t, deterministic=True,
-                                              segment_ids=s, token_types=y))
+                                              segment_ids=s, token_types=y).hidden_states)
   types = jnp.array([[0, 0, 0, 0, 1, 1, 1, 1]])
   short = apply(TOKENS, jnp.ones_like(TOKENS), types)
   padded_tokens = jnp.concatenate([TOKENS, jnp.array([[9, 10, 0, 12]])], axis=1)
@@ -65,9 +66,9 @@ def test_token_types_change_the_encoding():
   model = Encoder(BERT)
   params = _init(model, TOKENS)
   a = model.apply({"params": params}, TOKENS, deterministic=True,
-                  token_types=jnp.zeros_like(TOKENS))
+                  token_types=jnp.zeros_like(TOKENS)).hidden_states
   b = model.apply({"params": params}, TOKENS, deterministic=True,
-                  token_types=jnp.ones_like(TOKENS))
+                  token_types=jnp.ones_like(TOKENS)).hidden_states
   assert not np.allclose(a, b)
 
 
@@ -78,10 +79,10 @@ def test_bert_heads_are_tied_and_shaped():
                          "mlm_output_bias", "pooler", "next_sentence"}
   assert "token_embedding" not in params["encoder"]  # One table: input and MLM output.
   outputs = model.apply({"params": params}, TOKENS, deterministic=True)
-  assert outputs["mlm_logits"].shape == (1, 8, 13) and outputs["nsp_logits"].shape == (1, 2)
+  assert outputs.logits.shape == (1, 8, 13) and outputs.next_sentence_logits.shape == (1, 2)
   # The NSP head reads only the first (<cls>) position's final state.
   changed = model.apply({"params": params}, TOKENS.at[0, 0].set(12), deterministic=True)
-  assert not np.allclose(changed["nsp_logits"], outputs["nsp_logits"])
+  assert not np.allclose(changed.next_sentence_logits, outputs.next_sentence_logits)
 
 
 def test_bert_base_has_the_published_parameter_count():
@@ -106,7 +107,7 @@ def _seq2seq(config):
   source = jnp.array([[3, 4, 5, 6, 7, 2]])
   params = _init(model, source, TOKENS)
   apply = jax.jit(lambda s, t, **kw: model.apply({"params": params}, s, t, deterministic=True,
-                                                 **kw))
+                                                 **kw).logits)
   return model, params, source, apply
 
 

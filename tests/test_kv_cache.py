@@ -60,8 +60,9 @@ def test_cached_logits_equal_the_full_forward_at_every_step(name):
 def test_last_logits_only_is_the_last_row_of_the_full_logits():
   model, params = decoder_and_params(BASE)
   tokens = jnp.asarray([[3, 1, 4, 1, 5], [2, 7, 1, 8, 2]], jnp.int32)
-  full = model.apply({"params": params}, tokens, deterministic=True)
-  last = model.apply({"params": params}, tokens, deterministic=True, last_logits_only=True)
+  full = model.apply({"params": params}, tokens, deterministic=True).logits
+  last = model.apply({"params": params}, tokens, deterministic=True,
+                     last_logits_only=True).logits
   assert last.shape == (2, 1, BASE.vocab_size)
   np.testing.assert_allclose(last, full[:, -1:], rtol=1e-6, atol=1e-6)
 
@@ -85,7 +86,7 @@ def test_no_cache_argument_changes_nothing():
   tokens = jnp.asarray([[1, 2, 3, 4]], jnp.int32)
   # The cached call adds no parameters: the same tree serves both paths.
   cached = jax.jit(lambda p: model.apply({"params": p}, tokens, deterministic=True,
-                                         cache=kv_cache.init(BASE, 1, 4))[0])
+                                         cache=kv_cache.init(BASE, 1, 4)).logits)
   np.testing.assert_allclose(cached(params), full_forward(model, params, tokens), **TOLERANCE)
 
 
@@ -167,7 +168,8 @@ def test_translation_equals_full_forward_greedy(seq2seq):
                                         sampler=samplers.greedy, max_new_tokens=6))
   tokens, _ = translate(params, source, source_ids, key=jax.random.key(0))
   full = jax.jit(lambda target: model.apply({"params": params}, source, target,
-                                            deterministic=True, source_segment_ids=source_ids))
+                                            deterministic=True,
+                                            source_segment_ids=source_ids).logits)
   target = np.zeros((2, 7), np.int32)  # Right-padded; the causal mask hides the padding.
   target[:, 0] = 1
   for step in range(6):
@@ -205,7 +207,7 @@ def test_steps_read_cross_attention_keys_from_the_cache(seq2seq):
     # Given a meaningless encoder output, a step computes the same logits: it reads the cache.
     again, _ = model_steps.seq2seq_step_fn(model, params, garbage, source_ids)(tokens, cache, 0)
     full = model.apply({"params": params}, source, jnp.stack([jnp.ones_like(tokens), tokens], 1),
-                       deterministic=True, source_segment_ids=source_ids)
+                       deterministic=True, source_segment_ids=source_ids).logits
     return cache, real, again, full[:, 1]
 
   cache, real, again, full = first_two_steps(jnp.full((2, 5, SEQ2SEQ.model_dim), 7.0))

@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.objectives.causal_lm import token_metrics
+from transformer_jax.models.outputs import ModelOutput
+from transformer_jax.objectives import objective as objective_lib
+from transformer_jax.objectives.objective import token_metrics
 from transformer_jax.objectives.cross_entropy import cross_entropy_sums
 from transformer_jax.objectives.masked_lm import MaskedLmObjective
 
@@ -48,8 +50,9 @@ class _FixedHeads:
 
   def apply(self, variables, tokens, **kwargs):
     del variables, tokens, kwargs
-    return {"mlm_logits": jnp.broadcast_to(LOGITS[0, 0], (2, 3, 4)),
-            "nsp_logits": jnp.array([[0.0, 2.0], [0.0, 2.0]])}
+    return ModelOutput(hidden_states=jnp.zeros((2, 3, 1)),
+                       logits=jnp.broadcast_to(LOGITS[0, 0], (2, 3, 4)),
+                       next_sentence_logits=jnp.array([[0.0, 2.0], [0.0, 2.0]]))
 
 
 def test_masked_lm_loss_is_mlm_mean_plus_nsp_mean_ignoring_filler_rows():
@@ -59,7 +62,7 @@ def test_masked_lm_loss_is_mlm_mean_plus_nsp_mean_ignoring_filler_rows():
            "segment_ids": jnp.array([[1, 1, 1], [0, 0, 0]]),  # Row 2: a filler row.
            "is_next": jnp.array([1, 0])}
   objective = MaskedLmObjective(_FixedHeads())
-  loss, sums = objective.train_loss(None, batch, None)
+  loss, sums = objective_lib.train_loss(objective, None, batch, None)
   log_p = _log_softmax(LOGITS[0, 0])
   mlm = -(log_p[0] + log_p[1] + log_p[3]) / 3
   nsp = -_log_softmax([0.0, 2.0])[1]  # Only row 1 counts; its label is "is next".

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.models.positions import (POSITIONS, apply_rope, sinusoidal_embedding,
+from transformer_jax.configuration import POSITIONS
+from transformer_jax.models.positions import (apply_rope, sinusoidal_embedding,
                                               sinusoidal_table)
 
 SHAPE = (1, 3, 2, 4)  # [B, T, H, K]: one shape, so RoPE compiles once for these tests.

@@ -18,6 +18,7 @@ from transformer_jax.data.sources import Document
 from transformer_jax.errors import ConfigError
 from transformer_jax.models.decoder import cross_attention_mask
 from transformer_jax.models.encoder_decoder import EncoderDecoder
+from transformer_jax.objectives import objective as objective_lib
 from transformer_jax.objectives.seq2seq import Seq2SeqObjective
 
 # Characters a0 b1 x2 y3 z4, then PAD 5, BOS 6, EOS 7, UNK 8.
@@ -65,7 +66,7 @@ def test_each_packed_pair_has_the_logits_of_the_pair_alone(position):
   apply = jax.jit(lambda rows: model.apply(
       {"params": params}, rows["source"], rows["inputs"], deterministic=True,
       source_segment_ids=rows["source_segment_ids"], segment_ids=rows["segment_ids"],
-      source_positions=rows.get("source_positions"), positions=rows.get("positions")))
+      source_positions=rows.get("source_positions"), positions=rows.get("positions")).logits)
   packed_rows, unpacked_rows = _rows(pack=True), _rows(pack=False)
   packed, alone = np.asarray(apply(packed_rows)), np.asarray(apply(unpacked_rows))
   spans = _spans(packed_rows)
@@ -86,15 +87,16 @@ def test_each_packed_pair_has_the_logits_of_the_pair_alone(position):
 def test_loss_sums_of_packed_and_unpacked_batches_are_equal(position, label_smoothing):
   model, params = _model_and_params(position)
   objective = Seq2SeqObjective(model, label_smoothing)
-  packed = objective.eval_sums(params, _rows(pack=True))
-  unpacked = objective.eval_sums(params, _rows(pack=False))
+  packed = objective_lib.eval_sums(objective, params, _rows(pack=True))
+  unpacked = objective_lib.eval_sums(objective, params, _rows(pack=False))
   assert float(packed["token_count"]) == float(unpacked["token_count"]) == sum(
       len(pair.target) + 1 for pair in PAIRS)
   for name in ("loss_sum", "correct_sum"):
     np.testing.assert_allclose(float(packed[name]), float(unpacked[name]), rtol=1e-5)
   # Training: label smoothing and the mean over real tokens, dropout off (rate 0).
-  packed_loss, _ = objective.train_loss(params, _rows(pack=True), jax.random.key(0))
-  unpacked_loss, _ = objective.train_loss(params, _rows(pack=False), jax.random.key(0))
+  packed_loss, _ = objective_lib.train_loss(objective, params, _rows(pack=True), jax.random.key(0))
+  unpacked_loss, _ = objective_lib.train_loss(objective, params, _rows(pack=False),
+                                              jax.random.key(0))
   np.testing.assert_allclose(float(packed_loss), float(unpacked_loss), rtol=1e-5)
 
 
@@ -134,7 +136,7 @@ def test_packing_that_the_experiment_cannot_build_is_a_config_error(make, packin
   assert error.value.field == "data.packing"
   assert str(error.value) == (
       f"config.data.packing: must be one of "
-      f"{configuration.EXPERIMENT_PACKINGS[experiment]} for experiment {experiment}, "
+      f"{configuration.experiment_module(experiment).PACKINGS} for experiment {experiment}, "
       f"got {packing!r}")
 
 

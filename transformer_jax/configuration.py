@@ -9,11 +9,70 @@ the training loop only ever see the frozen dataclasses. Every problem raises a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import importlib
+import re
+from typing import Any, Optional
 
 import ml_collections
 
 from transformer_jax.errors import ConfigError
+
+
+# Every choice a config field offers, defined here once; the modules that act on a
+# choice import its set from here.
+EXPERIMENTS_PACKAGE = "experiments"  # config.experiment names a module of this package.
+DTYPES = ("float32", "bfloat16", "float16")
+ATTENTION_SCORES = ("dot", "scaled_dot", "additive")
+ATTENTION_IMPLEMENTATIONS = ("plain", "fused")
+POSITIONS = ("sinusoidal", "learned", "rope", "none")
+NORMS = ("layernorm", "rmsnorm")
+NORM_POSITIONS = ("pre", "post")
+ACTIVATIONS = ("gelu", "relu", "swiglu")
+DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
+INVALID_UTF8_POLICIES = ("fail", "replace")
+NORMALIZATIONS = ("none", "NFC", "NFKC")
+TOKENIZERS = ("char", "bpe")
+PACKINGS = ("none", "stream", "documents")
+DECODE_STRATEGIES = ("greedy", "sample", "beam")
+
+
+def attention_problem(score: str, implementation: str, num_heads: int,
+                      num_kv_heads: int) -> Optional[tuple[str, str]]:
+  """(field, reason) of the first attention option that breaks a rule, else None.
+
+  The validator and `MultiHeadAttention` (built directly, without a config) share it.
+  """
+  if score not in ATTENTION_SCORES:
+    return "model.attention", f"must be one of {ATTENTION_SCORES}, got {score!r}"
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    return ("model.attention_impl",
+            f"must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+  if num_kv_heads < 0 or (num_kv_heads and num_heads % num_kv_heads):
+    return ("model.num_kv_heads", f"{num_kv_heads} kv heads do not divide "
+            f"model.num_heads={num_heads} (0 = one per head)")
+  if implementation == "fused" and score == "additive":
+    return ("model.attention_impl",
+            "fused attention computes dot and scaled_dot scores only, not additive")
+  return None
+
+
+def sampling_problem(temperature: float, top_k: int, top_p: float) -> Optional[tuple[str, str]]:
+  """(field, reason) of the first sampling option that breaks a rule, else None.
+
+  Temperature 0 is greedy decoding. Shared by the validator and the samplers.
+  """
+  if not temperature >= 0:
+    return "decode.temperature", f"must be >= 0 (0 is greedy), got {temperature}"
+  if top_k < 0:
+    return "decode.top_k", f"must be >= 0 (0 keeps every token), got {top_k}"
+  if not 0 < top_p <= 1:
+    return "decode.top_p", f"must be in (0, 1], got {top_p}"
+  return None
+
+
+def patterns(text: str) -> tuple[str, ...]:
+  """'a, b,,c' -> ('a', 'b', 'c'): the comma-separated regexes of a pattern field."""
+  return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +156,24 @@ class TrainConfig:
   # speed changes: batches, keys and updates are the same step by step.
   steps_per_call: int
   label_smoothing: float = 0.0  # Mass spread uniformly over the vocabulary in training targets.
+  # Warm start: a workdir (its latest checkpoint) or DIR@STEP whose parameters, only,
+  # start a new run (fresh optimizer state, step 0); "" initialises from scratch.
+  init_from: str = ""
+  # Comma-separated regexes (re.fullmatch over paths such as block_0/mlp/input/kernel):
+  # parameters allowed to be unmatched between init_from and this model, beyond those the
+  # experiment expects (new task heads, dropped pretraining heads).
+  init_unmatched: str = ""
+  # Comma-separated regexes (re.fullmatch over parameter paths): the parameters that
+  # train; the rest stay frozen and get no optimizer state.
+  trainable: str = ".*"
+
+  @property
+  def init_source(self) -> tuple[str, Optional[int]]:
+    """init_from as (workdir, step): 'runs/a@300' -> ('runs/a', 300); no step = the latest."""
+    workdir, separator, step = self.init_from.rpartition("@")
+    if not separator or not step.isdigit():
+      return self.init_from, None
+    return workdir, int(step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,15 +229,6 @@ _SECTIONS = {
     "mesh": MeshConfig,
 }
 _DERIVED_FIELDS = {("model", "vocab_size")}
-EXPERIMENTS = ("clm", "mlm", "seq2seq")
-DECODE_STRATEGIES = ("greedy", "sample", "beam")
-DTYPES = ("float32", "bfloat16", "float16")
-DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
-TOKENIZERS = ("char", "bpe")
-PACKINGS = ("none", "stream", "documents")
-# The row layouts each experiment builds; mlm makes its own sentence-pair rows.
-EXPERIMENT_PACKINGS = {"clm": ("stream", "documents"), "seq2seq": ("none", "documents")}
-NORMALIZATIONS = ("none", "NFC", "NFKC")
 
 
 def _convert(name: str, value: Any, annotation: Any) -> Any:
@@ -195,29 +263,39 @@ def _require(condition: bool, field: str, message: str) -> None:
     raise ConfigError(field, message)
 
 
+def _report(problem: Optional[tuple[str, str]]) -> None:
+  if problem is not None:
+    raise ConfigError(*problem)
+
+
+def _check_choices(section: Any, prefix: str,
+                   choices: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+  for field, options in choices:
+    _require(getattr(section, field) in options, f"{prefix}.{field}",
+             f"must be one of {options}, got {getattr(section, field)!r}")
+
+
+def _check_patterns(field: str, text: str) -> None:
+  for pattern in patterns(text):
+    try:
+      re.compile(pattern)
+    except re.error as e:
+      raise ConfigError(field, f"{pattern!r} is not a regular expression: {e}") from None
+
+
 def _check_model(m: ModelConfig) -> None:
   for field in ("num_layers", "num_heads", "model_dim", "mlp_dim", "max_length"):
     _require(getattr(m, field) > 0, f"model.{field}", "must be positive")
   _require(m.model_dim % m.num_heads == 0, "model.num_heads",
            f"{m.num_heads} heads do not divide model.model_dim={m.model_dim}")
   _require(0.0 <= m.dropout_rate < 1.0, "model.dropout_rate", "must be in [0, 1)")
-  _require(m.dtype in DTYPES, "model.dtype", f"must be one of {DTYPES}")
-  for field, choices in (("attention", ("dot", "scaled_dot", "additive")),
-                         ("attention_impl", ("plain", "fused")),
-                         ("position", ("learned", "sinusoidal", "rope", "none")),
-                         ("norm", ("layernorm", "rmsnorm")), ("norm_position", ("pre", "post")),
-                         ("activation", ("gelu", "relu", "swiglu"))):
-    _require(getattr(m, field) in choices, f"model.{field}",
-             f"must be one of {choices}, got {getattr(m, field)!r}")
-  _require(m.num_kv_heads >= 0 and (m.num_kv_heads == 0 or m.num_heads % m.num_kv_heads == 0),
-           "model.num_kv_heads", f"{m.num_kv_heads} kv heads do not divide "
-           f"model.num_heads={m.num_heads}")
+  _check_choices(m, "model", (("dtype", DTYPES), ("position", POSITIONS), ("norm", NORMS),
+                              ("norm_position", NORM_POSITIONS), ("activation", ACTIVATIONS)))
+  _report(attention_problem(m.attention, m.attention_impl, m.num_heads, m.num_kv_heads))
   _require(m.position != "rope" or m.head_dim % 2 == 0, "model.position",
            f"rope needs an even head dimension, got {m.head_dim}")
   _require(m.position != "sinusoidal" or m.model_dim % 2 == 0, "model.position",
            f"sinusoidal positions need an even model.model_dim, got {m.model_dim}")
-  _require(m.attention_impl == "plain" or m.attention != "additive", "model.attention_impl",
-           "fused attention supports dot and scaled_dot scores only")
   _require(m.attention_impl == "plain" or m.dropout_rate == 0, "model.attention_impl",
            "fused attention applies no attention dropout; set model.dropout_rate=0")
   _require(m.num_encoder_layers >= 0, "model.num_encoder_layers", "must be >= 0")
@@ -240,17 +318,19 @@ def _check_train(t: TrainConfig) -> None:
   _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
   _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
+  workdir, _ = t.init_source
+  _require(not t.init_from or bool(workdir), "train.init_from",
+           f"must name a workdir (DIR or DIR@STEP), got {t.init_from!r}")
+  _check_patterns("train.init_unmatched", t.init_unmatched)
+  _require(bool(patterns(t.trainable)), "train.trainable",
+           "must hold at least one regular expression ('.*' trains everything)")
+  _check_patterns("train.trainable", t.trainable)
 
 
-def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
-  for field, choices in (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
-                         ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
-                         ("invalid_utf8", ("fail", "replace"))):
-    _require(getattr(d, field) in choices, f"data.{field}",
-             f"must be one of {choices}, got {getattr(d, field)!r}")
-  packings = EXPERIMENT_PACKINGS.get(experiment, PACKINGS)
-  _require(d.packing in packings, "data.packing",
-           f"must be one of {packings} for experiment {experiment}, got {d.packing!r}")
+def _check_data(d: DataConfig, max_length: int) -> None:
+  _check_choices(d, "data", (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
+                             ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
+                             ("invalid_utf8", INVALID_UTF8_POLICIES)))
   _require(bool(d.path) or d.format == "python_stdlib", "data.path", "must name a file")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
@@ -272,22 +352,15 @@ def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
 
 def _check_rest(cfg: ExperimentConfig) -> None:
   e, s = cfg.eval, cfg.decode
-  _check_data(cfg.data, cfg.model.max_length, cfg.experiment)
+  _check_data(cfg.data, cfg.model.max_length)
   _require(0 <= e.stride <= cfg.model.max_length, "eval.stride",
            f"must be in [0, model.max_length={cfg.model.max_length}]")
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
   _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
-  _require(e.bleu_pairs == 0 or cfg.experiment == "seq2seq", "eval.bleu_pairs",
-           "BLEU is available for experiment seq2seq only; set it to 0")
-  _require(s.strategy in DECODE_STRATEGIES, "decode.strategy",
-           f"must be one of {DECODE_STRATEGIES}, got {s.strategy!r}")
-  _require(s.strategy != "beam" or cfg.experiment == "seq2seq", "decode.strategy",
-           "beam search is available for experiment seq2seq only; use greedy or sample")
+  _check_choices(s, "decode", (("strategy", DECODE_STRATEGIES),))
   _require(s.max_new_tokens >= 0, "decode.max_new_tokens", "must be >= 0")
-  _require(s.temperature > 0, "decode.temperature", "must be positive")
-  _require(s.top_k >= 0, "decode.top_k", "must be >= 0")
-  _require(0 < s.top_p <= 1, "decode.top_p", f"must be in (0, 1], got {s.top_p}")
+  _report(sampling_problem(s.temperature, s.top_k, s.top_p))
   _require(s.beam_size >= 1, "decode.beam_size", f"must be >= 1, got {s.beam_size}")
   _require(s.length_penalty >= 0, "decode.length_penalty",
            f"must be >= 0, got {s.length_penalty}")
@@ -297,25 +370,47 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            "mesh.data_axis_size", "must be -1 (all devices) or positive")
 
 
+def experiment_module(name: str):
+  """The module `experiments.<name>` that config.experiment names; ConfigError if none.
+
+  It provides `run(cfg, workdir, mode, inputs)` and `validate(cfg)`, which checks
+  the fields only that experiment reads or restricts (so adding an experiment
+  touches no generic module).
+  """
+  if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+    raise ConfigError("experiment", f"must name a module of {EXPERIMENTS_PACKAGE}/, "
+                      f"got {name!r}")
+  module_name = f"{EXPERIMENTS_PACKAGE}.{name}"
+  try:
+    return importlib.import_module(module_name)
+  except ModuleNotFoundError as e:
+    if e.name != module_name:
+      raise
+    raise ConfigError("experiment", f"no experiment {name!r} "
+                      f"({EXPERIMENTS_PACKAGE}/{name}.py does not exist)") from None
+
+
 def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
-  """Validates a ConfigDict once and freezes it. Raises ConfigError."""
+  """Validates a ConfigDict once and freezes it. Raises ConfigError.
+
+  The generic checks run first, then the experiment's own `validate`.
+  """
   given = dict(config.items())
   known = set(_SECTIONS) | {"experiment"}
   for key in given:
     if key not in known:
       raise ConfigError(key, "unknown section")
-  experiment = given.get("experiment")
-  _require(experiment in EXPERIMENTS, "experiment",
-           f"must be one of {EXPERIMENTS}, got {experiment!r}")
+  experiment = experiment_module(given.get("experiment"))
   sections = {}
   for name, cls in _SECTIONS.items():
     if name not in given:
       raise ConfigError(name, "missing section")
     sections[name] = _section(name, cls, given[name])
-  cfg = ExperimentConfig(experiment=experiment, **sections)
+  cfg = ExperimentConfig(experiment=given["experiment"], **sections)
   _check_model(cfg.model)
   _check_train(cfg.train)
   _check_rest(cfg)
+  experiment.validate(cfg)
   return cfg
 
 

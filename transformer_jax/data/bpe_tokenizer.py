@@ -17,8 +17,6 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from transformer_jax.errors import DataError
 
-FILE_NAME = "tokenizer.json"
-
 BYTES = 256  # The initial alphabet: every byte value.
 
 

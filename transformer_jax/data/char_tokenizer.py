@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Sequence
 
 import numpy as np
 
 from transformer_jax.errors import DataError
-
-FILE_NAME = "vocabulary.json"
-
 
 class CharTokenizer:
   """Ids are the characters' ranks in sorted order, as in nanoGPT's shakespeare_char.
@@ -69,19 +65,18 @@ class CharTokenizer:
       contents["special_tokens"] = list(self.special_tokens)
     return json.dumps(contents, ensure_ascii=False)
 
-  def save(self, directory: str) -> str:
-    path = os.path.join(directory, FILE_NAME)
-    with open(path, "w", encoding="utf-8") as f:
-      f.write(self.to_json())
+  def save(self, path: str) -> str:
+    """Writes `to_json()` to one file (a workdir names it vocabulary.json)."""
+    try:
+      with open(path, "w", encoding="utf-8") as f:
+        f.write(self.to_json())
+    except OSError as e:
+      raise DataError(f"cannot save vocabulary {path}: {e}") from e
     return path
 
   @classmethod
-  def load(cls, directory: str) -> CharTokenizer:
-    return cls.load_file(os.path.join(directory, FILE_NAME))
-
-  @classmethod
-  def load_file(cls, path: str) -> CharTokenizer:
-    """A vocabulary file under any name (`data.tokenizer_path`)."""
+  def load(cls, path: str) -> CharTokenizer:
+    """A vocabulary file as `save` writes it, under any name."""
     try:
       with open(path, encoding="utf-8") as f:
         contents = json.load(f)

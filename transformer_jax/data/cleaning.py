@@ -24,7 +24,8 @@ import re
 import sys
 import unicodedata
 
-NORMALIZATIONS = ("none", "NFC", "NFKC")
+from transformer_jax.configuration import NORMALIZATIONS
+
 _KEPT_CONTROL_CHARACTERS = frozenset("\n\t")
 _RUN_OF_SPACES = re.compile(" {2,}")
 _LEADING_BLANK_LINES = re.compile(r"\A\n{3,}")  # 3+ blank lines at the start.

@@ -23,7 +23,9 @@ import numpy as np
 from absl import logging
 
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import lm_data, sentence_pairs, sources, special_tokens
+from transformer_jax.data import corpus, sentence_pairs, sources, special_tokens
+from transformer_jax.data import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import DataError
 
 MLM_SPECIAL_TOKENS = (special_tokens.PAD, special_tokens.UNK, special_tokens.CLS,
@@ -33,7 +35,7 @@ MIN_LENGTH = 5  # [CLS] a [SEP] b [SEP] with one token in each segment.
 
 @dataclasses.dataclass
 class MlmData:
-  tokenizer: lm_data.Tokenizer
+  tokenizer: Tokenizer
   train_batch_at: Callable[[int], dict]  # step -> this process's rows of the batch.
   eval_batches: Callable[[], Iterable[dict]]  # The same batches at every evaluation.
 
@@ -49,11 +51,11 @@ def _sentences(passage: sources.Document) -> list[str]:
   return [line + "\n" for line in passage.text.split("\n")[:-1]]
 
 
-def encode_passages(tokenizer: lm_data.Tokenizer,
+def encode_passages(tokenizer: Tokenizer,
                     passages: Sequence[sources.Document]) -> list[list[np.ndarray]]:
   """Each passage's sentences as [L] int32 ids; empty sentences and passages dropped."""
   sentences = [_sentences(passage) for passage in passages]
-  ids = lm_data.encode_all(tokenizer, [text for texts in sentences for text in texts])
+  ids = tokenizer_lib.encode_all(tokenizer, [text for texts in sentences for text in texts])
   encoded, start = [], 0
   for texts in sentences:
     kept = [sentence for sentence in ids[start:start + len(texts)] if len(sentence)]
@@ -63,7 +65,7 @@ def encode_passages(tokenizer: lm_data.Tokenizer,
   return encoded
 
 
-def random_ids(tokenizer: lm_data.Tokenizer) -> np.ndarray:
+def random_ids(tokenizer: Tokenizer) -> np.ndarray:
   """[V'] int32 every id but the tokenizer's special tokens: what a random replacement draws."""
   special = {tokenizer.token_id(token) for token in tokenizer.special_tokens}
   return np.array([i for i in range(tokenizer.vocab_size) if i not in special], np.int32)
@@ -87,11 +89,11 @@ def build(cfg: ExperimentConfig, workdir: str) -> MlmData:
     raise DataError(f"model.max_length={length} is too short for [CLS] a [SEP] b [SEP]: "
                     f"masked-LM rows need at least {MIN_LENGTH} positions")
   where = d.path or d.format
-  passages = passage_documents(lm_data.read_texts(d))
+  passages = passage_documents(corpus.texts(d))
   parts = sources.split_documents(passages, d.validation_fraction, d.test_fraction, t.seed)
   # A character vocabulary covers every passage; BPE learns from training text only.
   texts = [passage.text for passage in (parts["train"] if d.tokenizer == "bpe" else passages)]
-  tokenizer = lm_data.make_tokenizer(d, workdir, texts, MLM_SPECIAL_TOKENS)
+  tokenizer = tokenizer_lib.make(cfg, workdir, texts, MLM_SPECIAL_TOKENS)
   encoded = {}
   for split in sources.SPLITS:
     encoded[split] = encode_passages(tokenizer, parts[split])

@@ -1,4 +1,5 @@
-"""Batches of pre-built rows (e.g. packed documents) as a pure function of (seed, step).
+"""Batches of pre-built rows (e.g. packed documents): training batches as a pure function
+of (seed, step), evaluation batches as consecutive rows.
 
 The rows are visited epoch by epoch, each epoch in its own permutation drawn from
 (seed, epoch). Example k of the run (k = step·B + row) is therefore known without
@@ -6,6 +7,7 @@ replaying the run, so a resumed run sees exactly the batches an uninterrupted ru
 sees, and the only iterator state to checkpoint is the step.
 """
 
+import jax
 import numpy as np
 
 from transformer_jax.errors import DataError
@@ -34,3 +36,19 @@ def rows_batch_at(rows: dict[str, np.ndarray], seed: int, step: int, batch_size:
   share = batch_size // process_count
   indices = indices[process_index * share:(process_index + 1) * share]
   return {name: values[indices] for name, values in rows.items()}
+
+
+def _pad_rows(rows: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
+  """Adds zero-weight rows so the row count is a multiple of the batch size."""
+  missing = -len(next(iter(rows.values()))) % multiple
+  return {k: np.concatenate([v, np.zeros((missing,) + v.shape[1:], v.dtype)])
+          for k, v in rows.items()}
+
+
+def batches_of_rows(rows: dict[str, np.ndarray], batch_size: int) -> list[dict]:
+  """Consecutive batches of `batch_size` rows (the last padded), this process's share."""
+  rows = _pad_rows(rows, batch_size)
+  share = batch_size // jax.process_count()
+  start = jax.process_index() * share
+  return [{k: v[i + start:i + start + share] for k, v in rows.items()}
+          for i in range(0, len(next(iter(rows.values()))), batch_size)]

@@ -19,10 +19,10 @@ import os
 import sysconfig
 from typing import Iterable, Optional
 
+from transformer_jax.configuration import DATA_FORMATS
 from transformer_jax.data.text_files import check_invalid_utf8_policy, read_corpus_file
 from transformer_jax.errors import DataError
 
-FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 SPLITS = ("train", "validation", "test")
 
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -56,7 +56,7 @@ class Corpus:
 # pylint: disable-next=redefined-builtin
 def read_documents(path: str, format: str, *, text_field: str = "text",
                    target_path: str = "", invalid_utf8: str = "fail") -> Corpus:
-  """Reads a corpus in one of FORMATS. `.gz` files are decompressed transparently.
+  """Reads a corpus in one of DATA_FORMATS. `.gz` files are decompressed transparently.
 
   text, jsonl, tsv: `path` is a file, a glob, or a comma-separated list of them.
   aligned: `path` holds the sources and `target_path` the targets, line by line.
@@ -64,9 +64,9 @@ def read_documents(path: str, format: str, *, text_field: str = "text",
   invalid_utf8: "fail" (DataError naming file and byte offset) or "replace".
   """
   check_invalid_utf8_policy(invalid_utf8)
-  if format not in FORMATS:
+  if format not in DATA_FORMATS:
     raise DataError(f"unknown data format {format!r} for {path or 'the corpus'}: "
-                    f"expected one of {', '.join(FORMATS)}")
+                    f"expected one of {', '.join(DATA_FORMATS)}")
   if target_path and format != "aligned":
     raise DataError(f"target_path {target_path} is only read by format 'aligned', "
                     f"not {format!r}")

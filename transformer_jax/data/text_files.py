@@ -9,9 +9,9 @@ import gzip
 import os
 import re
 
+from transformer_jax.configuration import INVALID_UTF8_POLICIES
 from transformer_jax.errors import DataError
 
-INVALID_UTF8_POLICIES = ("fail", "replace")
 BYTE_ORDER_MARK = "\ufeff"
 # `surrogateescape` turns every undecodable byte into one of these code points.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")

@@ -13,7 +13,7 @@ Pairs are split by their source text, not by line: Tatoeba repeats an English
 sentence with several translations, and splitting lines would evaluate the model
 on sentences it was trained on. Training drops pairs too long for max_length (a
 model should not learn to stop mid-sentence); evaluation cuts them instead, so
-every held-out pair is scored. As in `lm_data`, a training batch is a pure
+every held-out pair is scored. As for a language model, a training batch is a pure
 function of (seed, step), so resumes are exact.
 """
 
@@ -27,7 +27,9 @@ import numpy as np
 from absl import logging
 
 from transformer_jax.configuration import DataConfig, ExperimentConfig
-from transformer_jax.data import cleaning, lm_data, row_batches, sources, special_tokens
+from transformer_jax.data import cleaning, corpus, row_batches, sources, special_tokens
+from transformer_jax.data import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import DataError
 
 TRANSLATION_SPECIAL_TOKENS = (special_tokens.PAD, special_tokens.BOS, special_tokens.EOS,
@@ -37,7 +39,7 @@ PARALLEL_FORMATS = ("tsv", "aligned")
 
 @dataclasses.dataclass
 class TranslationData:
-  tokenizer: lm_data.Tokenizer
+  tokenizer: Tokenizer
   train_batch_at: Callable[[int], dict]  # step -> this process's rows of the batch.
   eval_batches: Callable[[], Iterable[dict]]  # The same batches at every evaluation.
   validation_pairs: list[tuple[str, str]]  # (source, target) texts, e.g. for BLEU.
@@ -53,17 +55,17 @@ def read_pairs(d: DataConfig) -> list[sources.Document]:
   if d.format not in PARALLEL_FORMATS:
     raise DataError(f"seq2seq needs a parallel corpus: data.format tsv or aligned, "
                     f"not {d.format!r} ({where})")
-  corpus, rules = lm_data.read_corpus(d), lm_data.cleaning_rules(d)
+  parallel, rules = corpus.read(d), corpus.cleaning_rules(d)
   pairs = []
-  for document in corpus.documents:
+  for document in parallel.documents:
     pair = dataclasses.replace(document, text=cleaning.clean(document.text, rules),
                                target=cleaning.clean(document.target or "", rules))
     if pair.text.strip() and pair.target.strip():
       pairs.append(pair)
-  empty = len(corpus.documents) - len(pairs)
+  empty = len(parallel.documents) - len(pairs)
   if empty:
     logging.info("dropped %d of %d pairs of %s with an empty source or target",
-                 empty, len(corpus.documents), where)
+                 empty, len(parallel.documents), where)
   if not pairs:
     raise DataError(f"no pair of {where} has both a source and a target")
   return pairs
@@ -85,7 +87,7 @@ def split_pairs(pairs: Sequence[sources.Document], validation_fraction: float,
           for split in sources.SPLITS}
 
 
-def encode_pairs(tokenizer: lm_data.Tokenizer, pairs: Sequence[sources.Document], length: int,
+def encode_pairs(tokenizer: Tokenizer, pairs: Sequence[sources.Document], length: int,
                  *, pad_id: int, bos_id: int, eos_id: int, truncate: bool,
                  pack: bool = False) -> tuple[dict[str, np.ndarray], int]:
   """(rows, how many pairs were too long): each row [N, S] or [N, T], S = T = length.
@@ -172,14 +174,14 @@ def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
     logging.info("%s: %d pairs, %d distinct sources", split, len(members),
                  len({pair.text for pair in members}))
   # One joint vocabulary, so the model may share source and target embeddings. A
-  # character vocabulary must cover every character it will meet, as in lm_data.
+  # character vocabulary must cover every character it will meet.
   vocabulary_pairs = parts["train"] if d.tokenizer == "bpe" else pairs
   texts = [text for pair in vocabulary_pairs for text in (pair.text, pair.target)]
-  tokenizer = lm_data.make_tokenizer(d, workdir, texts, TRANSLATION_SPECIAL_TOKENS)
+  tokenizer = tokenizer_lib.make(cfg, workdir, texts, TRANSLATION_SPECIAL_TOKENS)
   missing = [token for token in TRANSLATION_SPECIAL_TOKENS
              if token not in tokenizer.special_tokens]
   if missing:
-    where = d.tokenizer_path or lm_data.tokenizer_path(workdir, d.tokenizer)
+    where = tokenizer_lib.existing_path(cfg, workdir)
     raise DataError(f"tokenizer {where} lacks the special tokens "
                     f"{', '.join(missing)} that seq2seq needs")
   special_ids = dict(pad_id=tokenizer.token_id(special_tokens.PAD),
@@ -215,7 +217,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
     raise DataError(f"the training split of {d.path} {has}, fewer than "
                     f"train.batch_size={t.batch_size}")
   eval_rows = {k: v[:e.num_batches * e.batch_size] for k, v in validation_rows.items()}
-  eval_list = lm_data.batches_of_rows(eval_rows, e.batch_size)
+  eval_list = row_batches.batches_of_rows(eval_rows, e.batch_size)
   return TranslationData(
       tokenizer=tokenizer,
       train_batch_at=lambda step: row_batches.rows_batch_at(
@@ -225,11 +227,11 @@ def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
       test_pairs=[(pair.text, pair.target) for pair in parts["test"]])
 
 
-def _encode(tokenizer: lm_data.Tokenizer,
+def _encode(tokenizer: Tokenizer,
             pairs: Sequence[sources.Document]) -> tuple[list[np.ndarray], list[np.ndarray]]:
   """(source ids, target ids), one [L] array per pair, without special tokens."""
-  return (lm_data.encode_all(tokenizer, [pair.text for pair in pairs]),
-          lm_data.encode_all(tokenizer, [pair.target for pair in pairs]))
+  return (tokenizer_lib.encode_all(tokenizer, [pair.text for pair in pairs]),
+          tokenizer_lib.encode_all(tokenizer, [pair.target for pair in pairs]))
 
 
 def _rows(source_ids: Sequence[np.ndarray], target_ids: Sequence[np.ndarray], length: int,

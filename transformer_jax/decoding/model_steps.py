@@ -36,10 +36,9 @@ def decoder_prefill(model: nn.Module, params: Params, prompts: jax.Array,
   batch, bucket_length = prompts.shape
   positions, segment_ids = kv_decoding.prompt_positions(bucket_length, prompt_lengths)
   cache = kv_cache.init(model.config, batch, cache_length)
-  logits, cache = model.apply({"params": params}, prompts, deterministic=True,
-                              positions=positions, segment_ids=segment_ids, cache=cache,
-                              last_logits_only=True)
-  return logits[:, 0], cache
+  out = model.apply({"params": params}, prompts, deterministic=True, positions=positions,
+                    segment_ids=segment_ids, cache=cache, last_logits_only=True)
+  return out.logits[:, 0], out.cache
 
 
 def decoder_step_fn(model: nn.Module, params: Params, prompt_lengths: jax.Array) -> StepFn:
@@ -47,9 +46,9 @@ def decoder_step_fn(model: nn.Module, params: Params, prompt_lengths: jax.Array)
 
   def step_fn(tokens, cache, step):
     positions = (prompt_lengths + step)[:, None]
-    logits, cache = model.apply({"params": params}, tokens[:, None], deterministic=True,
-                                positions=positions, cache=cache)
-    return logits[:, 0], cache
+    out = model.apply({"params": params}, tokens[:, None], deterministic=True,
+                      positions=positions, cache=cache)
+    return out.logits[:, 0], out.cache
 
   return step_fn
 
@@ -92,13 +91,12 @@ def seq2seq_prefill(model: nn.Module, params: Params, source: jax.Array,
   batch = source.shape[0]
   cache_length = kv_decoding.check_context(1, max_new_tokens, model.config.max_length)
   encoded = model.apply({"params": params}, source, deterministic=True,
-                        source_segment_ids=source_segment_ids, method="encode")
+                        source_segment_ids=source_segment_ids, method="encode").hidden_states
   cache = kv_cache.init(model.config, batch, cache_length)
   bos = jnp.full((batch, 1), bos_token, jnp.int32)
-  logits, cache = model.apply({"params": params}, encoded, bos, deterministic=True,
-                              source_segment_ids=source_segment_ids, cache=cache,
-                              method="decode")
-  return logits[:, 0], cache, encoded
+  out = model.apply({"params": params}, encoded, bos, deterministic=True,
+                    source_segment_ids=source_segment_ids, cache=cache, method="decode")
+  return out.logits[:, 0], out.cache, encoded
 
 
 def seq2seq_step_fn(model: nn.Module, params: Params, encoded: jax.Array,
@@ -110,10 +108,9 @@ def seq2seq_step_fn(model: nn.Module, params: Params, encoded: jax.Array,
   """
 
   def step_fn(tokens, cache, step):  # pylint: disable=unused-argument
-    logits, cache = model.apply({"params": params}, encoded, tokens[:, None], deterministic=True,
-                                source_segment_ids=source_segment_ids, cache=cache,
-                                method="decode")
-    return logits[:, 0], cache
+    out = model.apply({"params": params}, encoded, tokens[:, None], deterministic=True,
+                      source_segment_ids=source_segment_ids, cache=cache, method="decode")
+    return out.logits[:, 0], out.cache
 
   return step_fn
 

@@ -10,6 +10,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from transformer_jax import configuration
+
 Sampler = Callable[[jax.Array, jax.Array], jax.Array]
 
 
@@ -47,12 +49,9 @@ def make_sampler(temperature: float, top_k: int = 0, top_p: float = 1.0) -> Samp
 
   temperature 0: greedy. top_k 0 and top_p 1 keep the whole vocabulary.
   """
-  if temperature < 0:
-    raise ValueError(f"decode.temperature: must be >= 0, got {temperature}")
-  if top_k < 0:
-    raise ValueError(f"decode.top_k: must be >= 0 (0 keeps every token), got {top_k}")
-  if not 0 < top_p <= 1:
-    raise ValueError(f"decode.top_p: must be in (0, 1], got {top_p}")
+  problem = configuration.sampling_problem(temperature, top_k, top_p)
+  if problem is not None:
+    raise ValueError(f"{problem[0]}: {problem[1]}")
   if temperature == 0:
     return greedy
 

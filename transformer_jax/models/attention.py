@@ -5,21 +5,34 @@ inputs (x itself for self-attention); mask [B|1, 1, T, S] (True = may attend);
 q [B, T, H, K]; k, v [B, S, G, K] with G dividing H; scores [B, H, T, S].
 With a KV cache (`transformer_jax.models.kv_cache`, L slots) the keys are the
 cache's: self-attention masks are [B|1, 1, T, L].
+A `PrefixKV` of P entries (prefix tuning) goes in front of the keys and values,
+visible to every query, in training and with a cache alike.
 Score functions live in `transformer_jax.models.attention_scores`.
 """
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 
+from transformer_jax import configuration
 from transformer_jax.models import attention_scores, initializers, kv_cache
-from transformer_jax.models.attention_scores import SCORES, heads_first
+from transformer_jax.models.attention_scores import heads_first
 from transformer_jax.models import positions as positions_lib
+from transformer_jax.models.outputs import AttentionOutput
 from transformer_jax.models.projection import Projection
 
-IMPLEMENTATIONS = ("plain", "fused")
+
+class PrefixKV(flax.struct.PyTreeNode):
+  """Extra key/value entries in front of one self-attention layer's own.
+
+  keys, values [B|1, P, G, K]: used as they are (no projection, no rotation), so
+  they carry no position; every query sees all P of them.
+  """
+  keys: jax.Array
+  values: jax.Array
 
 
 def causal_mask(length: int) -> jax.Array:
@@ -36,19 +49,42 @@ def segment_mask(segment_ids: jax.Array) -> jax.Array:
   return same & (segment_ids[:, None, :, None] != 0)
 
 
+def prompt_segment_mask(segment_ids: jax.Array, num_prompt: int) -> jax.Array:
+  """[B, 1, P + T, P + T]: `segment_mask` with P prompt slots in front of the tokens.
+
+  segment_ids [B, T] (0 = padding). Every real token sees the prompt slots and its
+  own segment; a prompt slot sees the prompt slots and every real token (a causal
+  mask, combined with this one, leaves it only the prompt slots before it).
+  """
+  batch, _ = segment_ids.shape
+  real = segment_ids != 0
+  prompt_rows = jnp.concatenate([jnp.ones((batch, num_prompt, num_prompt), bool),
+                                 jnp.broadcast_to(real[:, None, :], (batch, num_prompt,
+                                                                      real.shape[1]))], axis=-1)
+  token_rows = jnp.concatenate([
+      jnp.broadcast_to(real[:, :, None], real.shape + (num_prompt,)),
+      segment_mask(segment_ids)[:, 0]], axis=-1)
+  return jnp.concatenate([prompt_rows, token_rows], axis=1)[:, None]
+
+
 def check_options(score: str, implementation: str, num_heads: int, num_kv_heads: int) -> None:
   """Raises ValueError naming the config field of the first invalid option."""
-  if score not in SCORES:
-    raise ValueError(f"model.attention: must be one of {SCORES}, got {score!r}")
-  if implementation not in IMPLEMENTATIONS:
-    raise ValueError(f"model.attention_impl: must be one of {IMPLEMENTATIONS}, "
-                     f"got {implementation!r}")
-  if num_kv_heads < 0 or (num_kv_heads and num_heads % num_kv_heads):
-    raise ValueError(f"model.num_kv_heads: must be 0 (= num_heads) or divide "
-                     f"num_heads={num_heads}, got {num_kv_heads}")
-  if implementation == "fused" and score == "additive":
-    raise ValueError("model.attention_impl: 'fused' computes dot-product scores only, "
-                     "not model.attention='additive'")
+  problem = configuration.attention_problem(score, implementation, num_heads, num_kv_heads)
+  if problem is not None:
+    raise ValueError(f"{problem[0]}: {problem[1]}")
+
+
+def with_prefix(k: jax.Array, v: jax.Array, mask: Optional[jax.Array],
+                prefix: PrefixKV) -> tuple[jax.Array, jax.Array, Optional[jax.Array]]:
+  """k, v [B, S, G, K] and mask [B|1, 1, T, S] with the P prefix entries in front:
+  [B, P + S, G, K] and [B|1, 1, T, P + S], the prefix visible to every query."""
+  def front(entries, after):
+    entries = jnp.broadcast_to(entries.astype(after.dtype), (after.shape[0],) + entries.shape[1:])
+    return jnp.concatenate([entries, after], axis=1)
+  if mask is not None:
+    visible = jnp.ones(mask.shape[:-1] + (prefix.keys.shape[1],), bool)
+    mask = jnp.concatenate([visible, mask], axis=-1)
+  return front(prefix.keys, k), front(prefix.values, v), mask
 
 
 def attend(scores: jax.Array, v: jax.Array, mask: jax.Array | None,
@@ -101,7 +137,6 @@ class MultiHeadAttention(nn.Module):
   num_kv_heads: G; 0 means G = H (multi-head), 1 is multi-query attention.
   implementation: 'plain' or 'fused' (`jax.nn.dot_product_attention`; dot-product
   scores only, no attention dropout, no returned weights).
-  return_weights: return (y, weights [B, H, T, S]) instead of y; plain only.
   rope: rotate queries and keys by their positions (RoPE) before scoring.
   """
   num_heads: int
@@ -113,20 +148,22 @@ class MultiHeadAttention(nn.Module):
   score: str = "scaled_dot"
   num_kv_heads: int = 0
   implementation: str = "plain"
-  return_weights: bool = False
   rope: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, mask: jax.Array | None, *, deterministic: bool,
                inputs_kv: jax.Array | None = None, positions: jax.Array | None = None,
-               cache: kv_cache.KVCache | None = None):
-    """x [B, T, D], inputs_kv [B, S, D] or None (self-attention) -> y [B, T, D].
+               cache: kv_cache.KVCache | None = None, prefix: Optional[PrefixKV] = None,
+               return_weights: bool = False) -> AttentionOutput:
+    """x [B, T, D], inputs_kv [B, S, D] or None (self-attention) -> outputs [B, T, D].
 
     positions [B, T] (self-attention with rope): each token's position in its document.
-    cache: returns (y, updated cache) instead of y. Self-attention: x's keys and
+    cache: the result carries the updated cache. Self-attention: x's keys and
     values are written at cache.index and x attends to all L slots (mask
     [B|1, 1, T, L]). Cross-attention: an unfilled cache is filled with inputs_kv's
     keys and values; a filled one is used as it is and inputs_kv is not read.
+    prefix: entries attended in front of the keys (never written to the cache).
+    return_weights: the result carries the attention weights [B, H, T, P + S].
     """
     check_options(self.score, self.implementation, self.num_heads, self.num_kv_heads)
     fused = self.implementation == "fused"
@@ -134,12 +171,13 @@ class MultiHeadAttention(nn.Module):
     if fused and train_dropout:
       raise ValueError("model.attention_impl: 'fused' applies no attention dropout; "
                        "use 'plain' or model.dropout_rate=0 to train")
-    if fused and self.return_weights:
+    if fused and return_weights:
       raise ValueError("model.attention_impl: 'fused' cannot return attention weights")
     source = x if inputs_kv is None else inputs_kv
     kv_heads = self.num_kv_heads or self.num_heads
     def project(name, inputs, heads, heads_axis):
-      return Projection((heads, self.head_dim), ("embed", heads_axis, "head_dim"),
+      return Projection(output_shape=(heads, self.head_dim),
+                        kernel_axes=("embed", heads_axis, "head_dim"),
                         use_bias=self.use_bias, dtype=self.dtype, name=name)(inputs)
     q = project("query", x, self.num_heads, "heads")
     cached_source = cache is not None and inputs_kv is not None and cache.keys is not None
@@ -158,6 +196,8 @@ class MultiHeadAttention(nn.Module):
         k, v = cache.keys, cache.values
       elif not cached_source:
         cache = kv_cache.KVCache(k, v, jnp.asarray(k.shape[1], jnp.int32))
+    if prefix is not None:
+      k, v, mask = with_prefix(k, v, mask, prefix)
     weights = None
     if fused:
       y = fused_attention(q, k, v, mask, self.score)
@@ -166,11 +206,10 @@ class MultiHeadAttention(nn.Module):
       if train_dropout:
         dropout_fn = nn.Dropout(self.dropout_rate, deterministic=False)
       y, weights = attend(self._scores(q, k), v, mask, dropout_fn)
-    y = Projection((x.shape[-1],), ("heads", "head_dim", "embed"), num_input_axes=2,
-                   use_bias=self.use_bias, dtype=self.dtype,
+    y = Projection(output_shape=(x.shape[-1],), kernel_axes=("heads", "head_dim", "embed"),
+                   num_input_axes=2, use_bias=self.use_bias, dtype=self.dtype,
                    init_stddev=self.output_init_stddev, name="output")(y)
-    outputs = (y, weights) if self.return_weights else y
-    return outputs if cache is None else (outputs, cache)
+    return AttentionOutput(outputs=y, cache=cache, weights=weights if return_weights else None)
 
   def _scores(self, q: jax.Array, k: jax.Array) -> jax.Array:
     """[B, T, H, K], [B, S, G, K] -> [B, H, T, S] float32 for `self.score`."""

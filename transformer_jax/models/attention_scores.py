@@ -13,9 +13,6 @@ is about twice as fast as the same einsum with the batch axes in the middle.
 import jax
 import jax.numpy as jnp
 
-SCORES = ("dot", "scaled_dot", "additive")
-
-
 def heads_first(x: jax.Array, groups: int) -> jax.Array:
   """[B, L, N, K] -> [B·groups, (N/groups)·L, K], heads of one group stacked along L."""
   batch, _, _, head_dim = x.shape

@@ -7,7 +7,7 @@ Heads as in Devlin et al. (2019) and the reference implementation:
 Classification fine-tuning reuses `encoder` and `pooler` under the same names.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -15,28 +15,37 @@ import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models import embedding, initializers
+from transformer_jax.models.attention import PrefixKV
 from transformer_jax.models.encoder import Encoder
 from transformer_jax.models.normalization import make_norm
+from transformer_jax.models.outputs import ModelOutput
 from transformer_jax.models.projection import Projection
 
 
 class BertPretraining(nn.Module):
-  """(tokens, token_types, segment_ids) -> {'mlm_logits' [B, T, V], 'nsp_logits' [B, 2]}.
-
-  Both float32. Label 1 of the NSP logits means "B follows A".
+  """(tokens, token_types, segment_ids) -> ModelOutput: logits [B, T, V] of the masked-LM
+  head, next_sentence_logits [B, 2] (1 means "B follows A"), both float32; hidden_states
+  [B, T, D] are the encoder's.
   """
   config: ModelConfig
 
   @nn.compact
   def __call__(self, tokens: jax.Array, *, deterministic: bool,
                token_types: Optional[jax.Array] = None,
-               segment_ids: Optional[jax.Array] = None) -> dict[str, jax.Array]:
+               segment_ids: Optional[jax.Array] = None,
+               prompt_embeddings: Optional[jax.Array] = None,
+               prefix: Optional[Sequence[PrefixKV]] = None,
+               return_attention_weights: bool = False) -> ModelOutput:
     c = self.config
     table = embedding.token_embedding(c)
-    hidden = Encoder(c, shared_embedding=table, name="encoder")(
-        tokens, deterministic=deterministic, segment_ids=segment_ids, token_types=token_types)
+    encoded = Encoder(config=c, shared_embedding=table, name="encoder")(
+        tokens, deterministic=deterministic, segment_ids=segment_ids, token_types=token_types,
+        prompt_embeddings=prompt_embeddings, prefix=prefix,
+        return_attention_weights=return_attention_weights)
+    hidden = encoded.hidden_states
     def dense(features, names, name):
-      return Projection((features,), names, use_bias=True, dtype=c.dtype, name=name)
+      return Projection(output_shape=(features,), kernel_axes=names, use_bias=True,
+                        dtype=c.dtype, name=name)
 
     h = nn.gelu(dense(c.model_dim, ("embed", "mlp"), "mlm_transform")(hidden),
                 approximate=False)
@@ -46,4 +55,6 @@ class BertPretraining(nn.Module):
     mlm_logits = table.attend(h).astype(jnp.float32) + output_bias
     pooled = jnp.tanh(dense(c.model_dim, ("embed", "mlp"), "pooler")(hidden[:, 0]))
     nsp_logits = dense(2, ("embed", "classes"), "next_sentence")(pooled)
-    return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits.astype(jnp.float32)}
+    return ModelOutput(hidden_states=hidden, logits=mlm_logits,
+                       attention_weights=encoded.attention_weights,
+                       next_sentence_logits=nsp_logits.astype(jnp.float32))

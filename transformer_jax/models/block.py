@@ -6,8 +6,9 @@ Sublayers, in order: self-attention, cross-attention over an encoder's output
   post-norm (Vaswani et al., BERT):  norm(x + sublayer(x)).
 Parameter names (attention, cross_attention, mlp and their *_norm) are the same in
 every family, so weights and sharding rules carry across.
-Given a `kv_cache.LayerCache`, the attention sublayers read and extend it and the
-block returns (x, updated cache): incremental decoding, one new token at a time.
+Given a `kv_cache.LayerCache`, the attention sublayers read and extend it (incremental
+decoding, one new token at a time); given a `PrefixKV`, self-attention also attends to
+those entries. The block returns a `BlockOutput` either way.
 """
 
 from typing import Optional
@@ -17,9 +18,10 @@ import jax
 
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models import initializers, kv_cache
-from transformer_jax.models.attention import MultiHeadAttention
+from transformer_jax.models.attention import MultiHeadAttention, PrefixKV
 from transformer_jax.models.mlp import Mlp
 from transformer_jax.models.normalization import make_norm
+from transformer_jax.models.outputs import BlockOutput
 
 
 def norm(config: ModelConfig, name: str) -> nn.Module:
@@ -31,8 +33,9 @@ def attention(config: ModelConfig, output_stddev: float, name: str,
               cross: bool = False) -> MultiHeadAttention:
   c = config
   return MultiHeadAttention(
-      c.num_heads, c.head_dim, c.dropout_rate, c.use_bias, c.dtype, output_stddev,
-      score=c.attention, num_kv_heads=c.num_kv_heads, implementation=c.attention_impl,
+      num_heads=c.num_heads, head_dim=c.head_dim, dropout_rate=c.dropout_rate,
+      use_bias=c.use_bias, dtype=c.dtype, output_init_stddev=output_stddev, score=c.attention,
+      num_kv_heads=c.num_kv_heads, implementation=c.attention_impl,
       rope=c.position == "rope" and not cross, name=name)
 
 
@@ -48,16 +51,18 @@ class TransformerBlock(nn.Module):
   def __call__(self, x: jax.Array, mask: Optional[jax.Array], *, deterministic: bool,
                positions: Optional[jax.Array] = None, encoded: Optional[jax.Array] = None,
                cross_mask: Optional[jax.Array] = None,
-               cache: Optional[kv_cache.LayerCache] = None):
-    """mask [B|1, 1, T, T]; positions [B, T]; encoded [B, S, D]; cross_mask [B, 1, T, S].
-
-    cache: returns (x, updated cache) instead of x; mask is then [B|1, 1, T, L].
+               cache: Optional[kv_cache.LayerCache] = None,
+               prefix: Optional[PrefixKV] = None,
+               return_attention_weights: bool = False) -> BlockOutput:
+    """mask [B|1, 1, T, T] ([B|1, 1, T, L] with a cache); positions [B, T];
+    encoded [B, S, D]; cross_mask [B, 1, T, S]; prefix: self-attention's extra entries.
     """
     c = self.config
     # GPT-2: residual-path projections scaled by 1/sqrt(2L) at init.
     output_stddev = initializers.STDDEV / (2 * self.num_layers) ** 0.5
     self_attention = attention(c, output_stddev, "attention")
-    mlp = Mlp(c.mlp_dim, c.dropout_rate, c.use_bias, c.dtype, output_stddev, c.activation,
+    mlp = Mlp(mlp_dim=c.mlp_dim, dropout_rate=c.dropout_rate, use_bias=c.use_bias,
+              dtype=c.dtype, output_init_stddev=output_stddev, activation=c.activation,
               name="mlp")
     dropout = nn.Dropout(c.dropout_rate)
     attention_norm, mlp_norm = norm(c, "attention_norm"), norm(c, "mlp_norm")
@@ -69,32 +74,37 @@ class TransformerBlock(nn.Module):
         return x + drop(sublayer(sublayer_norm(x)))
       return sublayer_norm(x + drop(sublayer(x)))
 
-    # Sublayers stash their updated caches here (a sublayer must return y alone).
-    caches = {}
+    # Sublayers return their outputs alone; their caches and weights are kept here.
+    results = {}
 
     def self_attend(h):
-      if cache is None:
-        return self_attention(h, mask, deterministic=deterministic, positions=positions)
-      h, caches["self"] = self_attention(h, mask, deterministic=deterministic,
-                                         positions=positions, cache=cache.self_attention)
-      return h
+      results["self"] = self_attention(
+          h, mask, deterministic=deterministic, positions=positions,
+          cache=None if cache is None else cache.self_attention, prefix=prefix,
+          return_weights=return_attention_weights)
+      return results["self"].outputs
 
     x = residual(x, self_attend, attention_norm)
     if encoded is not None:
       cross_attention = attention(c, output_stddev, "cross_attention", cross=True)
 
       def cross_attend(h):
-        if cache is None:
-          return cross_attention(h, cross_mask, deterministic=deterministic, inputs_kv=encoded)
-        given = cache.cross_attention
-        h, caches["cross"] = cross_attention(
-            h, cross_mask, deterministic=deterministic, inputs_kv=encoded,
-            cache=kv_cache.unfilled() if given is None else given)
-        return h
+        given = None
+        if cache is not None:
+          given = kv_cache.unfilled() if cache.cross_attention is None else cache.cross_attention
+        results["cross"] = cross_attention(
+            h, cross_mask, deterministic=deterministic, inputs_kv=encoded, cache=given,
+            return_weights=return_attention_weights)
+        return results["cross"].outputs
 
       x = residual(x, cross_attend, norm(c, "cross_attention_norm"))
     x = residual(x, lambda h: mlp(h, deterministic=deterministic), mlp_norm,
                  dropout_output=False)
-    if cache is None:
-      return x
-    return x, kv_cache.LayerCache(caches["self"], caches.get("cross"))
+    cross = results.get("cross")
+    layer_cache = None
+    if cache is not None:
+      layer_cache = kv_cache.LayerCache(results["self"].cache,
+                                        None if cross is None else cross.cache)
+    return BlockOutput(hidden_states=x, cache=layer_cache,
+                       attention_weights=results["self"].weights,
+                       cross_attention_weights=None if cross is None else cross.weights)

@@ -9,10 +9,13 @@ Given an encoder's output, every block also cross-attends to it.
 Pure: dropout randomness comes from the caller's `rngs={'dropout': key}` and is
 used only when `deterministic=False`.
 Incremental decoding: given a `kv_cache.DecoderCache`, the tokens fill its next
-slots and the call returns (logits, updated cache); see `transformer_jax.decoding`.
+slots and the output carries the updated cache; see `transformer_jax.decoding`.
+Adapters plug in without touching the blocks: `prompt_embeddings` go in front of
+the tokens (prompt tuning), `prefix` adds key/value entries to every
+self-attention (prefix tuning).
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,8 +23,10 @@ import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models import embedding, kv_cache
-from transformer_jax.models.attention import causal_mask, segment_mask
+from transformer_jax.models.attention import (PrefixKV, causal_mask, prompt_segment_mask,
+                                              segment_mask)
 from transformer_jax.models.block import TransformerBlock, norm
+from transformer_jax.models.outputs import ModelOutput, stack_layer_weights
 
 
 def cross_attention_mask(segment_ids: Optional[jax.Array],
@@ -43,7 +48,7 @@ def cross_attention_mask(segment_ids: Optional[jax.Array],
 
 
 class Decoder(nn.Module):
-  """Causal language model: tokens [B, T] -> logits [B, T, V] (float32).
+  """Causal language model: tokens [B, T] -> ModelOutput (logits [B, T, V] float32).
 
   shared_embedding: the encoder-decoder's table when source and target share one;
   otherwise the decoder owns `token_embedding`.
@@ -58,53 +63,73 @@ class Decoder(nn.Module):
                encoded: Optional[jax.Array] = None,
                source_segment_ids: Optional[jax.Array] = None,
                cache: Optional[kv_cache.DecoderCache] = None,
-               last_logits_only: bool = False):
+               last_logits_only: bool = False,
+               prompt_embeddings: Optional[jax.Array] = None,
+               prefix: Optional[Sequence[PrefixKV]] = None,
+               return_attention_weights: bool = False) -> ModelOutput:
     """positions [B, T] and segment_ids [B, T] (0 = padding) are for packed or padded rows.
 
     encoded [B, S, D] and source_segment_ids [B, S]: the encoder's output and its
     segments; target segment i cross-attends only to source segment i (packed pairs).
     cache: the tokens fill slots index .. index + T - 1 and attend to every valid
-    slot up to their own; returns (logits, updated cache). Positions default to
+    slot up to their own; the output carries the updated cache. Positions default to
     the slots; segment ids then only mark padding (0), which no token attends to.
     last_logits_only: logits [B, 1, V] of the last position alone; a decoding
     prefill needs no more, and the [D, V] projection of every prompt position is
     a large share of its cost.
+    prompt_embeddings [B|1, P, D]: vectors before the tokens, at positions
+    0 .. P - 1; the tokens' positions (given or default) are shifted by P; every
+    real token sees them. With a cache they fill the first P of this call's slots.
+    prefix: one `PrefixKV` per layer, attended by every token in front of the keys.
+    return_attention_weights: the output carries them (plain attention only).
     """
     c = self.config
-    length = tokens.shape[1]
-    if positions is None:
-      positions = jnp.arange(length)[None] + (0 if cache is None else cache.index)
+    num_prompt = 0 if prompt_embeddings is None else prompt_embeddings.shape[1]
+    length = num_prompt + tokens.shape[1]
+    slots = embedding.slot_positions(num_prompt, tokens.shape[1], positions,
+                           0 if cache is None else cache.index)
     table = (self.shared_embedding if self.shared_embedding is not None
              else embedding.token_embedding(c))
-    x = embedding.embed(c, table, tokens, positions, deterministic=deterministic)
+    x = embedding.embed(c, table, tokens, slots, deterministic=deterministic,
+                        prompt_embeddings=prompt_embeddings)
     if cache is None:
       mask = causal_mask(length)
       if segment_ids is not None:
-        mask = mask & segment_mask(segment_ids)
+        mask = mask & (prompt_segment_mask(segment_ids, num_prompt) if num_prompt
+                       else segment_mask(segment_ids))
     else:
       new_valid = (jnp.ones(tokens.shape, bool) if segment_ids is None
                    else segment_ids != 0)
+      new_valid = jnp.pad(new_valid, ((0, 0), (num_prompt, 0)), constant_values=True)
       valid = kv_cache.write_valid(cache.valid, new_valid, cache.index)
       mask = kv_cache.attention_mask(valid, cache.index, length)
     cross_mask = None
     if encoded is not None:
       cross_mask = cross_attention_mask(segment_ids, source_segment_ids)
-    block_positions = jnp.broadcast_to(positions, tokens.shape)
-    layer_caches = []
+      if num_prompt and cross_mask is not None:
+        cross_mask = jnp.pad(cross_mask, ((0, 0), (0, 0), (num_prompt, 0), (0, 0)),
+                             constant_values=True)
+    block_positions = jnp.broadcast_to(slots, x.shape[:2])
+    outputs = []
     for i in range(c.num_layers):
-      block = TransformerBlock(c, c.num_layers, name=f"block_{i}")
-      if cache is None:
-        x = block(x, mask, deterministic=deterministic, positions=block_positions,
-                  encoded=encoded, cross_mask=cross_mask)
-      else:
-        x, layer_cache = block(x, mask, deterministic=deterministic, positions=block_positions,
-                               encoded=encoded, cross_mask=cross_mask, cache=cache.layers[i])
-        layer_caches.append(layer_cache)
+      block = TransformerBlock(config=c, num_layers=c.num_layers, name=f"block_{i}")
+      out = block(x, mask, deterministic=deterministic, positions=block_positions,
+                  encoded=encoded, cross_mask=cross_mask,
+                  cache=None if cache is None else cache.layers[i],
+                  prefix=None if prefix is None else prefix[i],
+                  return_attention_weights=return_attention_weights)
+      x = out.hidden_states
+      outputs.append(out)
     if c.norm_position == "pre":  # Post-norm blocks already end normalised.
       x = norm(c, "final_norm")(x)
-    if last_logits_only:
-      x = x[:, -1:]
-    logits = table.attend(x).astype(jnp.float32)
-    if cache is None:
-      return logits
-    return logits, kv_cache.DecoderCache(tuple(layer_caches), valid)
+    x = x[:, num_prompt:]
+    hidden = x[:, -1:] if last_logits_only else x
+    logits = table.attend(hidden).astype(jnp.float32)
+    new_cache = None
+    if cache is not None:
+      new_cache = kv_cache.DecoderCache(tuple(out.cache for out in outputs), valid)
+    return ModelOutput(
+        hidden_states=x, logits=logits, cache=new_cache,
+        attention_weights=stack_layer_weights([o.attention_weights for o in outputs], num_prompt),
+        cross_attention_weights=stack_layer_weights([o.cross_attention_weights for o in outputs],
+                                             num_prompt))

@@ -1,10 +1,10 @@
 """Bidirectional Transformer encoder: BERT's body and the encoder of an encoder-decoder.
 
-tokens [B, S] -> hidden states [B, S, D]. Every position sees every real
-position of its own segment; padding (segment id 0) is seen by none.
+tokens [B, S] -> ModelOutput (hidden states [B, S, D], no logits). Every position
+sees every real position of its own segment; padding (segment id 0) is seen by none.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -12,8 +12,9 @@ import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
 from transformer_jax.models import embedding
-from transformer_jax.models.attention import segment_mask
+from transformer_jax.models.attention import PrefixKV, prompt_segment_mask, segment_mask
 from transformer_jax.models.block import TransformerBlock, norm
+from transformer_jax.models.outputs import ModelOutput, stack_layer_weights
 
 
 class Encoder(nn.Module):
@@ -29,24 +30,39 @@ class Encoder(nn.Module):
   def __call__(self, tokens: jax.Array, *, deterministic: bool,
                segment_ids: Optional[jax.Array] = None,
                token_types: Optional[jax.Array] = None,
-               positions: Optional[jax.Array] = None) -> jax.Array:
+               positions: Optional[jax.Array] = None,
+               prompt_embeddings: Optional[jax.Array] = None,
+               prefix: Optional[Sequence[PrefixKV]] = None,
+               return_attention_weights: bool = False) -> ModelOutput:
     """segment_ids [B, S]: 0 marks padding, equal ids attend to each other (packing).
 
     token_types [B, S]: BERT's sentence A (0) / B (1); positions [B, S].
+    prompt_embeddings [B|1, P, D], prefix and return_attention_weights: as for
+    `Decoder`; the prompt slots see, and are seen by, every real token.
     """
     c = self.config
     num_layers = c.num_encoder_layers or c.num_layers
-    if positions is None:
-      positions = jnp.arange(tokens.shape[1])[None]
+    num_prompt = 0 if prompt_embeddings is None else prompt_embeddings.shape[1]
+    slots = embedding.slot_positions(num_prompt, tokens.shape[1], positions)
     table = (self.shared_embedding if self.shared_embedding is not None
              else embedding.token_embedding(c))
-    x = embedding.embed(c, table, tokens, positions, deterministic=deterministic,
-                        token_types=token_types)
-    mask = None if segment_ids is None else segment_mask(segment_ids)
-    block_positions = jnp.broadcast_to(positions, tokens.shape)
+    x = embedding.embed(c, table, tokens, slots, deterministic=deterministic,
+                        token_types=token_types, prompt_embeddings=prompt_embeddings)
+    mask = None
+    if segment_ids is not None:
+      mask = (prompt_segment_mask(segment_ids, num_prompt) if num_prompt
+              else segment_mask(segment_ids))
+    block_positions = jnp.broadcast_to(slots, x.shape[:2])
+    outputs = []
     for i in range(num_layers):
-      x = TransformerBlock(c, num_layers, name=f"block_{i}")(
-          x, mask, deterministic=deterministic, positions=block_positions)
+      out = TransformerBlock(config=c, num_layers=num_layers, name=f"block_{i}")(
+          x, mask, deterministic=deterministic, positions=block_positions,
+          prefix=None if prefix is None else prefix[i],
+          return_attention_weights=return_attention_weights)
+      x = out.hidden_states
+      outputs.append(out)
     if c.norm_position == "pre":
       x = norm(c, "final_norm")(x)
-    return x
+    return ModelOutput(hidden_states=x[:, num_prompt:],
+                       attention_weights=stack_layer_weights(
+                           [o.attention_weights for o in outputs], num_prompt))

@@ -22,17 +22,19 @@ class Mlp(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
-    h = Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
-                   dtype=self.dtype, name="input")(x)
+    def projection(features, axes, name, **options):
+      return Projection(output_shape=(features,), kernel_axes=axes, use_bias=self.use_bias,
+                        dtype=self.dtype, name=name, **options)
+
+    h = projection(self.mlp_dim, ("embed", "mlp"), "input")(x)
     if self.activation == "gelu":
       h = nn.gelu(h, approximate=False)  # Exact (erf) GELU, as nanoGPT uses.
     elif self.activation == "relu":
       h = nn.relu(h)
     elif self.activation == "swiglu":
-      h = nn.silu(Projection((self.mlp_dim,), ("embed", "mlp"), use_bias=self.use_bias,
-                             dtype=self.dtype, name="gate")(x)) * h
+      h = nn.silu(projection(self.mlp_dim, ("embed", "mlp"), "gate")(x)) * h
     else:
       raise ValueError(f"model.activation: unknown {self.activation!r}")
-    h = Projection((x.shape[-1],), ("mlp", "embed"), use_bias=self.use_bias, dtype=self.dtype,
-                   init_stddev=self.output_init_stddev, name="output")(h)
+    h = projection(x.shape[-1], ("mlp", "embed"), "output",
+                   init_stddev=self.output_init_stddev)(h)
     return nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)

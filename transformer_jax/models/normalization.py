@@ -6,9 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from transformer_jax.configuration import NORMS
 from transformer_jax.models import initializers
-
-NORMS = ("layernorm", "rmsnorm")
 
 
 class RMSNorm(nn.Module):

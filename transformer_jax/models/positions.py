@@ -1,14 +1,12 @@
 """Parameter-free position encodings: sinusoidal embeddings and rotary (RoPE).
 
 Shapes: positions [B, T] int (per-document in packed rows); embeddings [B, T, D];
-q, k [B, T, H, K]. The learned embedding needs no code here: it is an nn.Embed
-over positions, as in decoder.py.
+q, k [B, T, H, K]. The learned embedding needs no code here: it is an `Embedding` table
+over positions (`embedding.embed`).
 """
 
 import jax
 import jax.numpy as jnp
-
-POSITIONS = ("sinusoidal", "learned", "rope", "none")
 
 
 def _inverse_frequencies(dim: int, base: float) -> jax.Array:

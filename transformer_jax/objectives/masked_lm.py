@@ -7,48 +7,50 @@ The loss is the sum of the two means, as in BERT.
 """
 
 import dataclasses
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.objectives.causal_lm import token_metrics
+from transformer_jax.objectives import objective
 from transformer_jax.objectives.cross_entropy import cross_entropy_sums
+from transformer_jax.objectives.objective import LossTerm
+
+
+def _real_rows(batch) -> jax.Array:
+  """[B, 1]: 1 for a real row; a row whose first token is padding is filler added to
+  complete a batch."""
+  return (batch["segment_ids"][:, :1] != 0).astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class MaskedLmObjective:
+  """Masked-token mean loss plus next-sentence mean loss."""
   model: nn.Module  # BertPretraining.
+  loss_terms: ClassVar = (LossTerm("mlm_loss_sum", "mlm_token_count"),
+                          LossTerm("nsp_loss_sum", "nsp_token_count"))
 
-  def _sums(self, params, batch, *, deterministic: bool, rng=None) -> dict[str, jax.Array]:
-    rngs = None if deterministic else {"dropout": rng}
-    outputs = self.model.apply({"params": params}, batch["inputs"],
-                               deterministic=deterministic,
-                               token_types=batch["token_types"],
-                               segment_ids=batch["segment_ids"], rngs=rngs)
-    mlm = cross_entropy_sums(outputs["mlm_logits"], batch["targets"], batch["weights"])
-    # A row whose first token is padding is filler added to complete a batch.
-    real_rows = (batch["segment_ids"][:, :1] != 0).astype(jnp.float32)
-    nsp = cross_entropy_sums(outputs["nsp_logits"][:, None, :], batch["is_next"][:, None],
-                             real_rows)
+  def counts(self, batch) -> dict[str, jax.Array]:
+    return {"mlm_token_count": objective.weight_count(batch["targets"], batch["weights"]),
+            "nsp_token_count": jnp.sum(_real_rows(batch))}
+
+  def sums(self, params, batch, *, training: bool, rng=None) -> dict[str, jax.Array]:
+    out = objective.apply_model(self.model, params, batch["inputs"], training=training,
+                                rng=rng, token_types=batch["token_types"],
+                                segment_ids=batch["segment_ids"])
+    mlm = cross_entropy_sums(out.logits, batch["targets"], batch["weights"])
+    nsp = cross_entropy_sums(out.next_sentence_logits[:, None, :], batch["is_next"][:, None],
+                             _real_rows(batch))
     return {**{f"mlm_{k}": v for k, v in mlm.items()},
             **{f"nsp_{k}": v for k, v in nsp.items()}}
 
-  def train_loss(self, params, batch, rng: jax.Array):
-    sums = self._sums(params, batch, deterministic=False, rng=rng)
-    mlm_loss = sums["mlm_loss_sum"] / jnp.maximum(sums["mlm_token_count"], 1.0)
-    nsp_loss = sums["nsp_loss_sum"] / jnp.maximum(sums["nsp_token_count"], 1.0)
-    return mlm_loss + nsp_loss, sums
-
-  def eval_sums(self, params, batch) -> dict[str, jax.Array]:
-    return self._sums(params, batch, deterministic=True)
-
-  @staticmethod
-  def summarize(sums: dict[str, float]) -> dict[str, float]:
+  def summarize(self, sums: dict[str, float]) -> dict[str, float]:
     """eval_loss (MLM + NSP), eval_mlm_* and eval_nsp_* from summed counts."""
     def part(prefix):
       return {key: sums[f"{prefix}_{key}"] for key in ("loss_sum", "correct_sum", "token_count")}
-    mlm, nsp = token_metrics(part("mlm"), "eval_mlm"), token_metrics(part("nsp"), "eval_nsp")
+    mlm = objective.token_metrics(part("mlm"), "eval_mlm")
+    nsp = objective.token_metrics(part("nsp"), "eval_nsp")
     return {"eval_loss": mlm["eval_mlm_loss"] + nsp["eval_nsp_loss"],
             "eval_mlm_loss": mlm["eval_mlm_loss"],
             "eval_mlm_perplexity": mlm["eval_mlm_perplexity"],

@@ -9,38 +9,34 @@ Teacher forcing; label smoothing in training only.
 """
 
 import dataclasses
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from transformer_jax.objectives.causal_lm import token_metrics
+from transformer_jax.objectives import objective
 from transformer_jax.objectives.cross_entropy import cross_entropy_sums
+from transformer_jax.objectives.objective import LossTerm
 
 
 @dataclasses.dataclass(frozen=True)
 class Seq2SeqObjective:
+  """Mean target-token loss: loss_sum / token_count."""
   model: nn.Module  # EncoderDecoder.
   label_smoothing: float = 0.0
+  loss_terms: ClassVar = (LossTerm("loss_sum", "token_count"),)
 
-  def _logits(self, params, batch, *, deterministic: bool, rng=None):
-    rngs = None if deterministic else {"dropout": rng}
-    return self.model.apply({"params": params}, batch["source"], batch["inputs"],
-                            deterministic=deterministic,
-                            source_segment_ids=batch["source_segment_ids"],
-                            segment_ids=batch["segment_ids"],
-                            source_positions=batch.get("source_positions"),
-                            positions=batch.get("positions"), rngs=rngs)
+  def counts(self, batch) -> dict[str, jax.Array]:
+    return {"token_count": objective.weight_count(batch["targets"], batch["weights"])}
 
-  def train_loss(self, params, batch, rng: jax.Array):
-    logits = self._logits(params, batch, deterministic=False, rng=rng)
-    sums = cross_entropy_sums(logits, batch["targets"], batch["weights"], self.label_smoothing)
-    return sums["loss_sum"] / jnp.maximum(sums["token_count"], 1.0), sums
+  def sums(self, params, batch, *, training: bool, rng=None) -> dict[str, jax.Array]:
+    logits = objective.apply_model(
+        self.model, params, batch["source"], batch["inputs"], training=training, rng=rng,
+        source_segment_ids=batch["source_segment_ids"], segment_ids=batch["segment_ids"],
+        source_positions=batch.get("source_positions"),
+        positions=batch.get("positions")).logits
+    return cross_entropy_sums(logits, batch["targets"], batch["weights"],
+                              self.label_smoothing if training else 0.0)
 
-  def eval_sums(self, params, batch) -> dict[str, jax.Array]:
-    logits = self._logits(params, batch, deterministic=True)
-    return cross_entropy_sums(logits, batch["targets"], batch["weights"])
-
-  @staticmethod
-  def summarize(sums: dict[str, float]) -> dict[str, float]:
-    return token_metrics(sums)
+  def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+    return objective.token_metrics(sums)

@@ -1,37 +1,77 @@
-"""Orbax checkpoints of the train state, with the metadata needed to trust a resume.
+"""Orbax checkpoints of the train state, accepted by their parameter tree.
 
 Each checkpoint holds two items: 'state' (step, params, optimizer state; restored
-straight into the mesh's shardings) and 'metadata' (JSON: the model config and
-vocabulary size). Before restoring, the metadata is compared with the current
-config, so a run with another model shape stops with one clear line instead of
-overwriting anything. A latest checkpoint that cannot be read is moved aside to
-`checkpoints_unreadable/` (never deleted) and the previous one is used.
+straight into the mesh's shardings) and 'metadata' (JSON: the tokenizer's
+fingerprint, and the model config for information). A checkpoint is accepted when
+its parameter paths, shapes and dtypes and its tokenizer match the current run's;
+so a run may change what does not change the weights (dropout, fused attention,
+the computation dtype). Resuming training also needs the optimizer state to fit
+(the same trainable parameters and optimizer chain). A mismatch stops the run
+with one line naming the first differing path, before anything is written. A
+latest checkpoint that cannot be read is moved aside to `checkpoints_unreadable/`
+(never deleted) and the previous one is used.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 from typing import Any, Optional
 
+import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
 from transformer_jax.errors import CheckpointMismatchError
+from transformer_jax.training import parameter_paths
 
 DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
+# Metadata sections compared before restoring; the rest ('model') is for information.
+COMPARED_SECTIONS = ("tokenizer",)
 
 
-def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, str, str]]:
-  """(section, key, readable line) for each difference between saved and current metadata.
+def saved_steps(workdir: str) -> list[int]:
+  """The steps of a workdir's checkpoints, read from the directory (nothing is created)."""
+  directory = os.path.join(workdir, DIRECTORY)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
-  Sections (e.g. 'model', 'tokenizer') are dicts compared key by key; a section
-  the checkpoint lacks (written by an older version) is not compared.
+
+def _signature(leaf) -> str:
+  return f"{jax.numpy.dtype(leaf.dtype).name}{list(leaf.shape)}"
+
+
+def parameter_signatures(params) -> dict[str, str]:
+  """{path: 'float32[64, 32]'} of a parameter tree (arrays, shapes or orbax metadata)."""
+  return {path: _signature(leaf) for path, leaf in parameter_paths.flat(params).items()}
+
+
+def tree_differences(saved: dict[str, str], expected: dict[str, str]) -> list[str]:
+  """Readable lines for the parameters that differ, sorted by path."""
+  lines = []
+  for path in sorted(set(saved) | set(expected)):
+    if path not in saved:
+      lines.append(f"parameter {path} is not in the checkpoint")
+    elif path not in expected:
+      lines.append(f"the checkpoint's parameter {path} is not in this model")
+    elif saved[path] != expected[path]:
+      lines.append(f"parameter {path} is {saved[path]} in the checkpoint but "
+                   f"{expected[path]} now")
+  return lines
+
+
+def _section_differences(saved: dict[str, Any], current: dict[str, Any],
+                         sections) -> list[tuple[str, str, str]]:
+  """(section, key, readable line) for each difference of the given metadata sections.
+
+  A section the checkpoint lacks (written by an older version) is not compared.
   """
   found = []
-  for section in sorted(current):
-    if section not in saved:
+  for section in sections:
+    if section not in saved or section not in current:
       continue
     old, new = saved[section], current[section]
     for key in sorted(set(old) | set(new)):
@@ -41,27 +81,38 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[s
   return found
 
 
+def _leaf_shapes(tree) -> collections.Counter:
+  return collections.Counter(_signature(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+
+
 class Checkpointer:
   """Async, keep-N checkpoints in `<workdir>/checkpoints`."""
 
-  def __init__(self, workdir: str, keep: int):
+  def __init__(self, workdir: str, keep: int, read_only: bool = False):
+    """read_only: another run's checkpoints, read and never written or created."""
     self.workdir = workdir
     self.directory = os.path.join(os.path.abspath(workdir), DIRECTORY)
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                             enable_async_checkpointing=True),
-        item_names=("state", "metadata"))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                             read_only=read_only,
+                                             enable_async_checkpointing=not read_only),
+        item_names=("state", "metadata"),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                       "metadata": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, state, metadata: dict[str, Any]) -> None:
     """Starts an async save; returns once the device arrays are copied."""
     if step in self._manager.all_steps():
       return
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)))
+        state=ocp.args.PyTreeSave(state), metadata=ocp.args.JsonSave(metadata)))
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -88,31 +139,77 @@ class Checkpointer:
                     "fell back to the previous one", step, self.directory,
                     type(error).__name__, reason, self._move_aside(step))
 
-  def restore_latest(self, abstract_state, expected_metadata: dict[str, Any]):
+  def read_metadata(self, step: int) -> tuple[dict[str, Any], Any]:
+    """(the JSON metadata, orbax's tree metadata of the state) of one checkpoint."""
+    metadata = self._manager.restore(step, args=ocp.args.Composite(
+        metadata=ocp.args.JsonRestore()))["metadata"]
+    return metadata, self._manager.item_metadata(step)["state"].tree
+
+  def _mismatch(self, step: int, saved: dict[str, Any], saved_tree, abstract_state,
+                expected: dict[str, Any], params_only: bool) -> None:
+    """Raises CheckpointMismatchError if checkpoint `step` does not fit the current run."""
+    differences = _section_differences(saved, expected, COMPARED_SECTIONS)
+    if differences:
+      raise CheckpointMismatchError(
+          f"{self.directory} holds step {step} of another run: {differences[0][2]}; "
+          "use another --workdir or the original config",
+          [(section, key) for section, key, _ in differences])
+    lines = tree_differences(parameter_signatures(saved_tree["params"]),
+                             parameter_signatures(abstract_state.params))
+    if lines:
+      configs = _section_differences(saved, expected, ("model",))
+      hint = f" ({', '.join(line for _, _, line in configs)})" if configs else ""
+      raise CheckpointMismatchError(
+          f"{self.directory} holds step {step} of another model: {lines[0]}{hint}"
+          f"{f' and {len(lines) - 1} more' if len(lines) > 1 else ''}; use another "
+          "--workdir or the original config", [("params", line) for line in lines])
+    if not params_only and (_leaf_shapes(saved_tree["opt_state"])
+                            != _leaf_shapes(abstract_state.opt_state)):
+      raise CheckpointMismatchError(
+          f"{self.directory} holds step {step} with another optimizer state (was it "
+          "trained with another train.trainable, or with train.grad_clip_norm on/off?); "
+          "use another --workdir or the original config", [("opt_state", "")])
+
+  def restore_latest(self, abstract_state, expected_metadata: dict[str, Any],
+                     params_only: bool = False):
     """Restores the newest readable checkpoint. Returns (state, metadata) or None.
 
-    Unreadable checkpoints are moved aside and the next older one is tried. Raises
-    CheckpointMismatchError if a checkpoint's metadata differs from `expected_metadata`.
+    abstract_state: the state's shapes with shardings attached. params_only: read
+    the parameters alone (the optimizer state need not fit); the state returned
+    then holds them and the step, and opt_state None. Unreadable checkpoints are
+    moved aside and the next older one is tried. Raises CheckpointMismatchError if
+    a checkpoint does not fit the current run (see the module docstring).
     """
-    steps = sorted(self._manager.all_steps(), reverse=True)
-    for step in steps:
+    for step in sorted(self._manager.all_steps(), reverse=True):
       try:
-        metadata = self._manager.restore(step, args=ocp.args.Composite(
-            metadata=ocp.args.JsonRestore()))["metadata"]
+        metadata, saved_tree = self.read_metadata(step)
       except Exception as e:  # pylint: disable=broad-except
         self._skip_unreadable(step, e)
         continue
-      differences = _differences(metadata, expected_metadata)
-      if differences:
-        raise CheckpointMismatchError(
-            f"{self.directory} holds step {step} of another run: {differences[0][2]}; "
-            "use another --workdir or the original config",
-            [(section, key) for section, key, _ in differences])
+      self._mismatch(step, metadata, saved_tree, abstract_state, expected_metadata,
+                     params_only)
+      target = abstract_state
+      if params_only:
+        target = {"step": abstract_state.step, "params": abstract_state.params}
       try:
-        state = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state)))["state"]
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(
+                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                partial_restore=params_only)))["state"]
       except Exception as e:  # pylint: disable=broad-except
         self._skip_unreadable(step, e)
         continue
-      return state, metadata
+      if params_only:
+        restored = abstract_state.replace(step=restored["step"], params=restored["params"],
+                                          opt_state=None)
+      return restored, metadata
     return None
+
+  def restore_params(self, step: int, abstract_params) -> Any:
+    """The parameters at the paths of `abstract_params` (a subset of the checkpoint's,
+    shapes with shardings attached), read bit-exactly into those shardings."""
+    target = {"params": abstract_params}
+    return self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True)))["state"]["params"]

@@ -10,17 +10,20 @@ translations).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 import time
 from typing import Any, Callable, Iterable, Optional
 
+import flax.linen as nn
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from transformer_jax import configuration
 from transformer_jax.configuration import TrainConfig
-from transformer_jax.training import partitioning, steps, train_state
+from transformer_jax.training import parameter_paths, partitioning, steps, train_state
 from transformer_jax.training.checkpointing import Checkpointer
 from transformer_jax.training.metrics_writer import MetricsWriter
 from transformer_jax.training.optimizer import learning_rate_schedule, make_optimizer
@@ -76,8 +79,18 @@ class _StopRequest:
       signal.signal(sig, handler)
 
 
+def abstract_params(init_params: Callable):
+  """The parameter tree's shapes and dtypes (unboxed), traced, never computed."""
+  return nn.unbox(jax.eval_shape(init_params, jax.random.key(0)))
+
+
 class Trainer:
-  """Owns the sharded state, its checkpoints and the metrics of one workdir."""
+  """Owns the sharded state, its checkpoints and the metrics of one workdir.
+
+  The parameters matching train.trainable train; the others stay frozen
+  (bit-identical) and have no optimizer state. A pattern that matches nothing is a
+  ConfigError.
+  """
 
   def __init__(self, *, objective, init_params: Callable, config: TrainConfig, mesh: Mesh,
                workdir: str, checkpoint_metadata: dict[str, Any]):
@@ -89,25 +102,51 @@ class Trainer:
     self.optimizer = make_optimizer(config)
     self.schedule = learning_rate_schedule(config)
     self._init_params = init_params
+    self.trainable = parameter_paths.select(abstract_params(init_params),
+                                            configuration.patterns(config.trainable),
+                                            "train.trainable")
     self.abstract_state, self.shardings = train_state.state_shardings(
-        init_params, self.optimizer, mesh)
-    self.checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+        init_params, self.optimizer, mesh, self.trainable)
     # Several CPU devices on few cores: keep one step in flight (see the tests).
     self.synchronous = jax.default_backend() == "cpu" and mesh.devices.size > 1
 
-  def restore(self):
-    """The latest readable checkpoint's state, or None. Raises CheckpointError on mismatch."""
-    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata)
+  @functools.cached_property
+  def checkpointer(self) -> Checkpointer:
+    """Made on first use: building a Trainer writes nothing, so every check that follows
+    it can still stop a run before the workdir exists."""
+    return Checkpointer(self.workdir, self.config.keep_checkpoints)
+
+  def restore(self, params_only: bool = False):
+    """The latest readable checkpoint's state, or None. Raises CheckpointError on mismatch.
+
+    params_only: for modes that do not train; the state's opt_state is then None.
+    """
+    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata,
+                                                params_only=params_only)
     if restored is None:
       return None
     state, _ = restored
-    logging.info("resumed from %s at step %d", self.checkpointer.directory, int(state.step))
+    logging.info("%s %s at step %d", "resumed from" if not params_only else "restored",
+                 self.checkpointer.directory, int(state.step))
     return state
 
-  def initial_state(self):
-    state, _ = train_state.init_state(self._init_params, self.optimizer, self.mesh,
-                                      self.config.seed)
+  def initial_state(self, warm_params: Optional[dict] = None):
+    """Step 0: fresh parameters, or those at the paths of `warm_params` taken from it
+    (a warm start; the optimizer state is fresh either way)."""
+    state = train_state.init_state(self._init_params, self.optimizer, self.mesh,
+                                   self.config.seed, self.trainable, self.shardings)
+    if warm_params is not None:
+      state = state.replace(params=parameter_paths.merge(
+          parameter_paths.split(state.params, frozenset(parameter_paths.flat(warm_params)))[1],
+          warm_params))
     return state
+
+  def log_trainable(self) -> None:
+    """'trainable parameters: N of M (p%)', at the start of every run."""
+    trained, _ = parameter_paths.split(self.abstract_state.params, self.trainable)
+    count, total = parameter_paths.size(trained), parameter_paths.size(self.abstract_state.params)
+    logging.info("trainable parameters: %s of %s (%.2f%%)", f"{count:,}", f"{total:,}",
+                 100.0 * count / total)
 
   def _steps_in_next_call(self, step: int) -> int:
     """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
@@ -134,8 +173,9 @@ class Trainer:
     evaluation's, is kept out of tokens/s and the ETA.
     """
     c = self.config
+    self.log_trainable()
     train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
-                                       self.mesh)
+                                       self.mesh, self.trainable)
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
     dropout_key = jax.device_put(jax.random.key(c.seed + 1), partitioning.replicated(self.mesh))
     writer = MetricsWriter(self.workdir)

@@ -1,4 +1,8 @@
-"""The training state and its sharded initialisation."""
+"""The training state and its sharded initialisation.
+
+The optimizer state covers the trainable parameters only (`train.trainable`):
+frozen parameters get no moments and no updates.
+"""
 
 from typing import Any, Callable
 
@@ -8,28 +12,30 @@ import jax
 import optax
 from jax.sharding import Mesh
 
-from transformer_jax.training import partitioning
+from transformer_jax.training import parameter_paths, partitioning
 
 
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array  # int32 scalar: number of optimizer updates applied.
-  params: Any
-  opt_state: Any
+  params: Any  # Every parameter, trainable or frozen.
+  opt_state: Any  # The optimizer's state of the trainable parameters.
 
 
-def _boxed_state(init_params: Callable, optimizer: optax.GradientTransformation, key):
+def _boxed_state(init_params: Callable, optimizer: optax.GradientTransformation,
+                 trainable: frozenset[str], key):
   params = init_params(key)
   # Optimizer moments are built from the boxed params, so they inherit the logical
   # axis names and are sharded like the parameters they track.
+  trained, _ = parameter_paths.split(params, trainable)
   return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
-                    opt_state=optimizer.init(params))
+                    opt_state=optimizer.init(trained))
 
 
-def state_shardings(init_params: Callable, optimizer, mesh: Mesh):
+def state_shardings(init_params: Callable, optimizer, mesh: Mesh, trainable: frozenset[str]):
   """(abstract unboxed state with shardings attached, sharding tree)."""
   key = jax.random.key(0)
-  boxed = jax.eval_shape(lambda k: _boxed_state(init_params, optimizer, k), key)
+  boxed = jax.eval_shape(lambda k: _boxed_state(init_params, optimizer, trainable, k), key)
   shardings = partitioning.logical_shardings(boxed, mesh)
   abstract = jax.tree_util.tree_map(
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
@@ -37,12 +43,13 @@ def state_shardings(init_params: Callable, optimizer, mesh: Mesh):
   return abstract, shardings
 
 
-def init_state(init_params: Callable, optimizer, mesh: Mesh, seed: int):
+def init_state(init_params: Callable, optimizer, mesh: Mesh, seed: int,
+               trainable: frozenset[str], shardings):
   """Initialises parameters and optimizer state directly into their shardings.
 
   init_params: key -> boxed params (`model.init(...)['params']`).
   """
-  _, shardings = state_shardings(init_params, optimizer, mesh)
-  init = jax.jit(lambda k: nn.unbox(_boxed_state(init_params, optimizer, k)),
+  init = jax.jit(lambda k: nn.unbox(_boxed_state(init_params, optimizer, trainable, k)),
                  out_shardings=shardings)
-  return init(jax.random.key(seed)), shardings
+  return init(jax.random.key(seed))
+

@@ -1,0 +1,124 @@
+"""Tokenizers: one protocol for character and BPE vocabularies, and where a run's comes from.
+
+Both kinds (`char_tokenizer.CharTokenizer`, `bpe_tokenizer.BpeTokenizer`) encode
+text to int32 ids, decode ids to text, name their special tokens, serialise to JSON
+and `save(path)` / `load(path)` one file. `load` here reads either kind from its
+content. A workdir keeps its tokenizer in one file (vocabulary.json for char,
+tokenizer.json for BPE), written when training starts.
+
+A run's tokenizer (`make`) is, in order: the file data.tokenizer_path names; the
+workdir's own (a resume); the train.init_from workdir's (a warm start: the
+weights' vocabulary comes with them); else one trained on the training texts.
+A tokenizer of another kind than data.tokenizer is refused with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.char_tokenizer import CharTokenizer
+from transformer_jax.errors import ConfigError, DataError
+
+FILE_NAMES = {"char": "vocabulary.json", "bpe": "tokenizer.json"}
+
+
+class Tokenizer(Protocol):
+  """What every tokenizer offers (both kinds implement it)."""
+
+  @property
+  def vocab_size(self) -> int: ...
+
+  @property
+  def special_tokens(self) -> tuple[str, ...]: ...
+
+  def token_id(self, token: str) -> int: ...
+
+  def encode(self, text: str) -> np.ndarray: ...
+
+  def decode(self, ids) -> str: ...
+
+  def to_json(self) -> str: ...
+
+  def save(self, path: str) -> str: ...
+
+
+def kind(tokenizer: Tokenizer) -> str:
+  return "char" if isinstance(tokenizer, CharTokenizer) else "bpe"
+
+
+def load(path: str) -> Tokenizer:
+  """A tokenizer file of either kind, recognised by its content."""
+  if not os.path.isfile(path):
+    raise DataError(f"tokenizer file not found: {path}")
+  try:
+    with open(path, encoding="utf-8") as f:
+      contents = json.load(f)
+  except (OSError, ValueError) as e:
+    raise DataError(f"cannot load tokenizer {path}: {e}") from e
+  if isinstance(contents, dict) and contents.get("type") == "char":
+    return CharTokenizer.load(path)
+  return BpeTokenizer.load(path)
+
+
+def saved_path(workdir: str) -> Optional[str]:
+  """The tokenizer file a workdir holds, or None."""
+  for name in FILE_NAMES.values():
+    path = os.path.join(workdir, name)
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def save(tokenizer: Tokenizer, workdir: str) -> str:
+  return tokenizer.save(os.path.join(workdir, FILE_NAMES[kind(tokenizer)]))
+
+
+def fingerprint(tokenizer: Tokenizer) -> dict:
+  """Checkpoint metadata that tells whether a tokenizer is the one a model was trained with."""
+  return {"kind": kind(tokenizer), "vocab_size": tokenizer.vocab_size,
+          "sha256": hashlib.sha256(tokenizer.to_json().encode("utf-8")).hexdigest()}
+
+
+def encode_all(tokenizer: Tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+  """`encode` of each text; BPE spreads them over threads."""
+  if isinstance(tokenizer, BpeTokenizer):
+    return tokenizer.encode_batch(list(texts))
+  return [tokenizer.encode(text) for text in texts]
+
+
+def existing_path(cfg: ExperimentConfig, workdir: str) -> Optional[str]:
+  """The file `make` loads (data.tokenizer_path, the workdir's, init_from's), or None."""
+  if cfg.data.tokenizer_path:
+    return cfg.data.tokenizer_path
+  saved = saved_path(workdir)
+  if saved is not None or not cfg.train.init_from:
+    return saved
+  source = cfg.train.init_source[0]
+  path = saved_path(source)
+  if path is None:
+    raise DataError(f"config.train.init_from: {source} holds no tokenizer file "
+                    f"({' or '.join(FILE_NAMES.values())})")
+  return path
+
+
+def make(cfg: ExperimentConfig, workdir: str, texts: Sequence[str],
+         special: Sequence[str]) -> Tokenizer:
+  """The run's tokenizer (see the module docstring); `texts` train one when none exists."""
+  d = cfg.data
+  path = existing_path(cfg, workdir)
+  if path is None:
+    if d.tokenizer == "char":
+      return CharTokenizer(sorted(set("".join(texts))), special_tokens=special)
+    return BpeTokenizer.train(texts, d.vocab_size, special)
+  tokenizer = load(path)
+  if kind(tokenizer) != d.tokenizer:
+    raise ConfigError("data.tokenizer", f"is {d.tokenizer!r} but {path} holds a "
+                      f"{kind(tokenizer)} tokenizer")
+  return tokenizer
