@@ -83,6 +83,9 @@ def base() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
   config.train.steps_per_call = 1
   config.train.label_smoothing = 0.0
+  config.train.init_from = ""  # A workdir (or DIR@STEP) whose parameters start this run.
+  config.train.init_unmatched = ""  # Regexes: parameter paths a warm start may leave unmatched.
+  config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20

@@ -152,7 +152,7 @@ def restored_state(task: Task):
   return state
 
 
-def _initial_state(task: Task):
+def initial_state(task: Task):
   """Step 0: the warm start's parameters where it has them, fresh ones elsewhere."""
   if task.warm_start is None:
     return task.trainer.initial_state()
@@ -169,7 +169,7 @@ def train(task: Task, workdir: str, tokens_per_step: int,
   """
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
-    state = _initial_state(task)
+    state = initial_state(task)
   elif task.cfg.train.init_from:
     logging.info("resuming: train.init_from=%s started this run and is not read again",
                  task.cfg.train.init_from)

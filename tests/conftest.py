@@ -114,3 +114,15 @@ def seq2seq():
   """A small encoder-decoder with random parameters and a padded source batch."""
   from decoding_models import seq2seq_model  # pylint: disable=import-outside-toplevel
   return seq2seq_model()
+
+
+def tiny_config(config_module: str = "clm", **overrides):
+  """The validated tiny preset of configs/<config_module>.py with dotted overrides
+  (`**{"train.init_from": path}`), for tests that build tasks in-process."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
+  config = importlib.import_module(f"configs.{config_module}").get_config("tiny")
+  for path, value in overrides.items():
+    section, field = path.split(".")
+    setattr(config[section], field, value)
+  return configuration.validate(config)

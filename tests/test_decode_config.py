@@ -67,3 +67,12 @@ def test_validation_bleu_is_off_unless_asked_for_and_for_seq2seq_only():
   with pytest.raises(ConfigError) as error:
     configuration.validate(config)
   assert str(error.value) == "config.eval.bleu_pairs: must be >= 0, got -1"
+
+
+def test_temperature_zero_means_greedy_in_the_config_as_in_the_sampler():
+  from transformer_jax.decoding import samplers  # pylint: disable=import-outside-toplevel
+  decode = configuration.validate(_with(clm.get_config("tiny"), temperature=0.0)).decode
+  assert samplers.for_strategy(decode.strategy, decode.temperature) is samplers.greedy
+  with pytest.raises(ConfigError) as error:
+    configuration.validate(_with(clm.get_config("tiny"), temperature=-1.0))
+  assert str(error.value) == "config.decode.temperature: must be >= 0 (0 is greedy), got -1.0"

@@ -101,6 +101,8 @@ def existing_path(cfg: ExperimentConfig, workdir: str) -> Optional[str]:
   if saved is not None or not cfg.train.init_from:
     return saved
   source = cfg.train.init_source[0]
+  if not os.path.isdir(source):
+    raise DataError(f"config.train.init_from: {source} is not a directory")
   path = saved_path(source)
   if path is None:
     raise DataError(f"config.train.init_from: {source} holds no tokenizer file "

@@ -92,11 +92,13 @@ class Checkpointer:
     """read_only: another run's checkpoints, read and never written or created."""
     self.workdir = workdir
     self.directory = os.path.join(os.path.abspath(workdir), DIRECTORY)
+    # Read-only: this class never saves, and creates nothing. (Orbax's own read_only
+    # option warns on the console about every option it then ignores.)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                           enable_async_checkpointing=not read_only)
+    self.read_only = read_only
     self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                             read_only=read_only,
-                                             enable_async_checkpointing=not read_only),
+        self.directory, options=options,
         item_names=("state", "metadata"),
         item_handlers={"state": ocp.PyTreeCheckpointHandler(),
                        "metadata": ocp.JsonCheckpointHandler()})
@@ -109,6 +111,7 @@ class Checkpointer:
 
   def save(self, step: int, state, metadata: dict[str, Any]) -> None:
     """Starts an async save; returns once the device arrays are copied."""
+    assert not self.read_only, "a read-only Checkpointer never saves"
     if step in self._manager.all_steps():
       return
     self._manager.save(step, args=ocp.args.Composite(
