@@ -3,8 +3,8 @@
 Shapes: x [B, T, D] queries' inputs; inputs_kv [B, S, D] keys' and values'
 inputs (x itself for self-attention); mask [B|1, 1, T, S] (True = may attend);
 q [B, T, H, K]; k, v [B, S, G, K] with G dividing H; scores [B, H, T, S].
-With a KV cache (`transformer_jax.models.kv_cache`, L slots) the keys are the
-cache's: self-attention masks are [B|1, 1, T, L].
+With a KV cache (`transformer_jax.models.kv_cache`, C slots) the keys are the
+cache's: self-attention masks are [B|1, 1, T, C].
 A `PrefixKV` of P entries (prefix tuning) goes in front of the keys and values,
 visible to every query, in training and with a cache alike.
 Score functions live in `transformer_jax.models.attention_scores`.
@@ -159,8 +159,8 @@ class MultiHeadAttention(nn.Module):
 
     positions [B, T] (self-attention with rope): each token's position in its document.
     cache: the result carries the updated cache. Self-attention: x's keys and
-    values are written at cache.index and x attends to all L slots (mask
-    [B|1, 1, T, L]). Cross-attention: an unfilled cache is filled with inputs_kv's
+    values are written at cache.index and x attends to all C slots (mask
+    [B|1, 1, T, C]). Cross-attention: an unfilled cache is filled with inputs_kv's
     keys and values; a filled one is used as it is and inputs_kv is not read.
     prefix: entries attended in front of the keys (never written to the cache).
     return_weights: the result carries the attention weights [B, H, T, P + S].

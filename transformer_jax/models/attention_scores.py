@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 def heads_first(x: jax.Array, groups: int) -> jax.Array:
-  """[B, L, N, K] -> [B·groups, (N/groups)·L, K], heads of one group stacked along L."""
+  """[B, S, N, K] -> [B·groups, (N/groups)·S, K], heads of one group stacked along S."""
   batch, _, _, head_dim = x.shape
   return jnp.swapaxes(x, 1, 2).reshape(batch * groups, -1, head_dim)
 

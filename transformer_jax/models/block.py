@@ -54,7 +54,7 @@ class TransformerBlock(nn.Module):
                cache: Optional[kv_cache.LayerCache] = None,
                prefix: Optional[PrefixKV] = None,
                return_attention_weights: bool = False) -> BlockOutput:
-    """mask [B|1, 1, T, T] ([B|1, 1, T, L] with a cache); positions [B, T];
+    """mask [B|1, 1, T, T] ([B|1, 1, T, C] with a cache); positions [B, T];
     encoded [B, S, D]; cross_mask [B, 1, T, S]; prefix: self-attention's extra entries.
     """
     c = self.config

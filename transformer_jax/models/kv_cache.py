@@ -4,11 +4,11 @@ Why: without a cache, token t costs a forward pass over all t tokens before it,
 so generating N tokens costs O(N²) token-passes; with one, a step runs the model
 on one new token per row and attends to the keys and values already stored.
 
-Shapes: B batch, L cache slots, S source length, G key/value heads, K head dim,
+Shapes: B batch, C cache slots, S source length, G key/value heads, K head dim,
 T new tokens in one call.
-  KVCache      one attention layer: keys, values [B, L, G, K] and index [] int32,
+  KVCache      one attention layer: keys, values [B, C, G, K] and index [] int32,
                the slots written so far (new keys go to index .. index + T - 1).
-               L is fixed when the cache is made, so its shape never changes in
+               C is fixed when the cache is made, so its shape never changes in
                a `jax.lax.while_loop`. Self-attention keys are stored after RoPE,
                rotated by their tokens' true positions.
                Cross-attention (encoder-decoder) caches hold the source's keys
@@ -16,7 +16,7 @@ T new tokens in one call.
                first (prefill) call and then reused as they are.
   LayerCache   one block's self-attention cache and, once filled, its
                cross-attention cache (None before the prefill and without an encoder).
-  DecoderCache a decoder's per-layer caches and valid [B, L] bool: True where a slot
+  DecoderCache a decoder's per-layer caches and valid [B, C] bool: True where a slot
                holds a real token. Left padding and slots not yet written are
                False, so no row attends to them.
 Every array leaf but `index` has the batch axis first, so beam search can reorder
@@ -33,8 +33,8 @@ from transformer_jax.configuration import ModelConfig
 
 
 class KVCache(flax.struct.PyTreeNode):
-  keys: Optional[jax.Array]  # [B, L, G, K]; None: unfilled (cross-attention before prefill).
-  values: Optional[jax.Array]  # [B, L, G, K]
+  keys: Optional[jax.Array]  # [B, C, G, K]; None: unfilled (cross-attention before prefill).
+  values: Optional[jax.Array]  # [B, C, G, K]
   index: Optional[jax.Array]  # [] int32: slots written.
 
 
@@ -45,7 +45,7 @@ class LayerCache(flax.struct.PyTreeNode):
 
 class DecoderCache(flax.struct.PyTreeNode):
   layers: tuple[LayerCache, ...]
-  valid: jax.Array  # [B, L] bool: the slot holds a real token.
+  valid: jax.Array  # [B, C] bool: the slot holds a real token.
 
   @property
   def index(self) -> jax.Array:
@@ -54,7 +54,7 @@ class DecoderCache(flax.struct.PyTreeNode):
 
   @property
   def length(self) -> int:
-    """L, the number of slots."""
+    """C, the number of slots."""
     return self.valid.shape[1]
 
 
@@ -86,16 +86,16 @@ def write(cache: KVCache, keys: jax.Array, values: jax.Array) -> KVCache:
 
 
 def write_valid(valid: jax.Array, new_valid: jax.Array, index: jax.Array) -> jax.Array:
-  """valid [B, L] with new_valid [B, T] written at slots index .. index + T - 1."""
+  """valid [B, C] with new_valid [B, T] written at slots index .. index + T - 1."""
   return jax.lax.dynamic_update_slice(valid, new_valid, (0, index))
 
 
 def attention_mask(valid: jax.Array, index: jax.Array, num_new: int) -> jax.Array:
-  """[B, 1, T, L]: the new token in slot index + t sees valid slots up to its own.
+  """[B, 1, T, C]: the new token in slot index + t sees valid slots up to its own.
 
-  valid [B, L] already includes the new tokens' slots.
+  valid [B, C] already includes the new tokens' slots.
   """
   slots = jnp.arange(valid.shape[1])
   query_slots = index + jnp.arange(num_new)
-  causal = slots[None, :] <= query_slots[:, None]  # [T, L]
+  causal = slots[None, :] <= query_slots[:, None]  # [T, C]
   return causal[None, None] & valid[:, None, None, :]
