@@ -15,6 +15,7 @@ import numpy as np
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from transformer_jax.data.text_files import write_text
 from transformer_jax.errors import DataError
 
 BYTES = 256  # The initial alphabet: every byte value.
@@ -92,13 +93,8 @@ class BpeTokenizer:
     return self._tokenizer.to_str(pretty=True)
 
   def save(self, path: str) -> str:
-    """Writes `to_json()` to one file."""
-    try:
-      with open(path, "w", encoding="utf-8") as f:
-        f.write(self.to_json())
-    except OSError as e:
-      raise DataError(f"cannot save tokenizer {path}: {_one_line(e)}") from e
-    return path
+    """Writes `to_json()` to one file (a workdir names it tokenizer.json)."""
+    return write_text(path, self.to_json(), "tokenizer")
 
   @classmethod
   def load(cls, path: str) -> BpeTokenizer:

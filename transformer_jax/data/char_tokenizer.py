@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from transformer_jax.data.text_files import write_text
 from transformer_jax.errors import DataError
 
 class CharTokenizer:
@@ -67,12 +68,7 @@ class CharTokenizer:
 
   def save(self, path: str) -> str:
     """Writes `to_json()` to one file (a workdir names it vocabulary.json)."""
-    try:
-      with open(path, "w", encoding="utf-8") as f:
-        f.write(self.to_json())
-    except OSError as e:
-      raise DataError(f"cannot save vocabulary {path}: {e}") from e
-    return path
+    return write_text(path, self.to_json(), "vocabulary")
 
   @classmethod
   def load(cls, path: str) -> CharTokenizer:

@@ -74,3 +74,13 @@ def read_text(path: str) -> str:
   if not text.strip():
     raise DataError(f"data file is empty: {path}")
   return text
+
+
+def write_text(path: str, text: str, what: str) -> str:
+  """Writes UTF-8 text to `path`; an OS error is a DataError naming `what` and the file."""
+  try:
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(text)
+  except OSError as e:
+    raise DataError(f"cannot save {what} {path}: {' '.join(str(e).split())}") from e
+  return path
