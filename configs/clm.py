@@ -105,7 +105,10 @@ def base() -> ml_collections.ConfigDict:
   config.decode.seed = 0
 
   config.mesh = ml_collections.ConfigDict()
-  config.mesh.data_axis_size = -1
+  config.mesh.data_axis_size = -1  # -1: the devices the other axes leave.
+  config.mesh.fsdp_axis_size = 1  # > 1: parameters and optimizer state sharded (ZeRO-3).
+  config.mesh.tensor_axis_size = 1  # > 1: heads and MLP width sharded (Megatron).
+  config.mesh.axis_rules = ""  # Overrides of partitioning.LOGICAL_AXIS_RULES: 'vocab=tensor'.
   config.mesh.num_cpu_devices = 0
   return config
 

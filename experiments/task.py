@@ -116,17 +116,19 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
   cfg = dataclasses.replace(cfg, model=model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
-  if cfg.eval.batch_size % mesh.devices.size:
+  rules = partitioning.axis_rules(cfg.mesh)
+  if cfg.eval.batch_size % partitioning.batch_parallelism(mesh):
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
-        f"{mesh.devices.size} data-parallel devices")
+        f"{partitioning.batch_parallelism(mesh)} data-parallel devices")
   model = make_model(config=model_cfg)
   examples = [jnp.zeros((1, length), jnp.int32) for length in example_lengths]
   init_params = lambda key: model.init(key, *examples, deterministic=True)["params"]
   metadata = {"model": dataclasses.asdict(model_cfg),
               "tokenizer": tokenizer_lib.fingerprint(tokenizer)}
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
-                    config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata)
+                    config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata,
+                    axis_rules=rules)
   start = _plan_warm_start(cfg, workdir, trainer, tokenizer, expected_unmatched)
   return Task(cfg, tokenizer, model, data, trainer, start)
 

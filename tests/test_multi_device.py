@@ -38,9 +38,10 @@ def test_devices_match_one_device(tmp_path, reference_run, devices):
     np.testing.assert_allclose([actual[s] for s in steps], [expected[s] for s in steps],
                                rtol=1e-5, err_msg=key)
   assert len(by_step(workdir, "train_loss")) == 40
-  # The run really was data-parallel over `devices`, and the reference was not.
-  assert _mesh_shapes(workdir) == {(devices,)}
-  assert _mesh_shapes(reference_run) == {(1,)}
+  # The run really was data-parallel over `devices`, and the reference was not
+  # (mesh data x fsdp x tensor).
+  assert _mesh_shapes(workdir) == {(devices, 1, 1)}
+  assert _mesh_shapes(reference_run) == {(1, 1, 1)}
 
 
 def test_batch_size_not_divisible_by_devices_is_one_line(tmp_path):

@@ -202,11 +202,16 @@ class DecodeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-  data_axis_size: int  # -1: every device.
+  """The device mesh data x fsdp x tensor (see `training/partitioning.py`)."""
+  data_axis_size: int  # -1: the devices the other axes leave.
   # CPU only: split the host into this many JAX devices (0 keeps JAX's default of one).
   # On a small CPU, one single-threaded device per core, data-parallel, beats one
   # device whose every op is split over all cores (see experiments/README.md).
   num_cpu_devices: int
+  fsdp_axis_size: int = 1  # Parameters and optimizer state split over it (ZeRO-3).
+  tensor_axis_size: int = 1  # Heads and the MLP width split over it (Megatron).
+  # Overrides of partitioning.LOGICAL_AXIS_RULES: 'vocab=tensor,embed=none'.
+  axis_rules: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,8 +371,13 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            f"must be >= 0, got {s.length_penalty}")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
-  _require(cfg.mesh.data_axis_size == -1 or cfg.mesh.data_axis_size > 0,
-           "mesh.data_axis_size", "must be -1 (all devices) or positive")
+  sizes = {f"mesh.{axis}_axis_size": getattr(cfg.mesh, f"{axis}_axis_size")
+           for axis in ("data", "fsdp", "tensor")}
+  for field, size in sizes.items():
+    _require(size == -1 or size > 0, field, f"must be -1 (the devices left) or positive, "
+             f"got {size}")
+  _require(list(sizes.values()).count(-1) <= 1, "mesh.data_axis_size",
+           "at most one mesh axis may be -1 (the devices the others leave)")
 
 
 def experiment_module(name: str):

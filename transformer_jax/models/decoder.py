@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding, kv_cache
+from transformer_jax.models import embedding, initializers, kv_cache
 from transformer_jax.models.attention import (PrefixKV, causal_mask, prompt_segment_mask,
                                               segment_mask)
 from transformer_jax.models.block import TransformerBlock, norm
@@ -90,8 +90,8 @@ class Decoder(nn.Module):
                            0 if cache is None else cache.index)
     table = (self.shared_embedding if self.shared_embedding is not None
              else embedding.token_embedding(c))
-    x = embedding.embed(c, table, tokens, slots, deterministic=deterministic,
-                        prompt_embeddings=prompt_embeddings)
+    x = initializers.constrain_hidden(embedding.embed(
+        c, table, tokens, slots, deterministic=deterministic, prompt_embeddings=prompt_embeddings))
     if cache is None:
       mask = causal_mask(length)
       if segment_ids is not None:
@@ -118,7 +118,7 @@ class Decoder(nn.Module):
                   cache=None if cache is None else cache.layers[i],
                   prefix=None if prefix is None else prefix[i],
                   return_attention_weights=return_attention_weights)
-      x = out.hidden_states
+      x = initializers.constrain_hidden(out.hidden_states)
       outputs.append(out)
     if c.norm_position == "pre":  # Post-norm blocks already end normalised.
       x = norm(c, "final_norm")(x)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding
+from transformer_jax.models import embedding, initializers
 from transformer_jax.models.attention import PrefixKV, prompt_segment_mask, segment_mask
 from transformer_jax.models.block import TransformerBlock, norm
 from transformer_jax.models.outputs import ModelOutput, stack_layer_weights
@@ -46,8 +46,9 @@ class Encoder(nn.Module):
     slots = embedding.slot_positions(num_prompt, tokens.shape[1], positions)
     table = (self.shared_embedding if self.shared_embedding is not None
              else embedding.token_embedding(c))
-    x = embedding.embed(c, table, tokens, slots, deterministic=deterministic,
-                        token_types=token_types, prompt_embeddings=prompt_embeddings)
+    x = initializers.constrain_hidden(embedding.embed(
+        c, table, tokens, slots, deterministic=deterministic, token_types=token_types,
+        prompt_embeddings=prompt_embeddings))
     mask = None
     if segment_ids is not None:
       mask = (prompt_segment_mask(segment_ids, num_prompt) if num_prompt
@@ -59,7 +60,7 @@ class Encoder(nn.Module):
           x, mask, deterministic=deterministic, positions=block_positions,
           prefix=None if prefix is None else prefix[i],
           return_attention_weights=return_attention_weights)
-      x = out.hidden_states
+      x = initializers.constrain_hidden(out.hidden_states)
       outputs.append(out)
     if c.norm_position == "pre":
       x = norm(c, "final_norm")(x)

@@ -93,10 +93,12 @@ class Trainer:
   """
 
   def __init__(self, *, objective, init_params: Callable, config: TrainConfig, mesh: Mesh,
-               workdir: str, checkpoint_metadata: dict[str, Any]):
+               workdir: str, checkpoint_metadata: dict[str, Any],
+               axis_rules=partitioning.LOGICAL_AXIS_RULES):
     self.objective = objective
     self.config = config
     self.mesh = mesh
+    self.axis_rules = axis_rules
     self.workdir = workdir
     self.metadata = checkpoint_metadata
     self.optimizer = make_optimizer(config)
@@ -106,7 +108,7 @@ class Trainer:
                                             configuration.patterns(config.trainable),
                                             "train.trainable")
     self.abstract_state, self.shardings = train_state.state_shardings(
-        init_params, self.optimizer, mesh, self.trainable)
+        init_params, self.optimizer, mesh, self.trainable, axis_rules)
     # Several CPU devices on few cores: keep one step in flight (see the tests).
     self.synchronous = jax.default_backend() == "cpu" and mesh.devices.size > 1
 
@@ -161,7 +163,8 @@ class Trainer:
 
   def evaluate(self, params, eval_batches: Iterable[dict],
                more_metrics: Optional[MoreMetrics] = None) -> dict[str, float]:
-    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
+    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
+                                     self.axis_rules)
     return _evaluate(eval_step, self.objective, params, eval_batches, self.mesh, more_metrics)
 
   def train(self, state, batch_at: Callable[[int], dict],
@@ -175,8 +178,9 @@ class Trainer:
     c = self.config
     self.log_trainable()
     train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
-                                       self.mesh, self.trainable)
-    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh)
+                                       self.mesh, self.trainable, self.axis_rules)
+    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
+                                     self.axis_rules)
     dropout_key = jax.device_put(jax.random.key(c.seed + 1), partitioning.replicated(self.mesh))
     writer = MetricsWriter(self.workdir)
     step = int(state.step)

@@ -18,8 +18,18 @@ from transformer_jax.training import parameter_paths, partitioning
 from transformer_jax.training.train_state import TrainState
 
 
+def in_mesh(function, mesh: Mesh, rules):
+  """`function` called (and so traced) with the mesh and axis rules in context, where the
+  models' activation sharding constraints apply."""
+  def call(*args, **kwargs):
+    with partitioning.mesh_rules(mesh, rules):
+      return function(*args, **kwargs)
+  return call
+
+
 def make_train_step(objective, optimizer: optax.GradientTransformation, state_shardings,
-                    mesh: Mesh, trainable: frozenset[str]):
+                    mesh: Mesh, trainable: frozenset[str],
+                    rules=partitioning.LOGICAL_AXIS_RULES):
   """Returns steps(state, batches, dropout_key) -> (state, metrics), one jit.
 
   batches: each leaf [k, B, ...], the batches of k consecutive steps; metrics:
@@ -50,18 +60,18 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
     return jax.lax.scan(lambda s, batch: one_step(s, batch, dropout_key), state, batches)
 
   replicated = partitioning.replicated(mesh)
-  return jax.jit(steps,
-                 in_shardings=(state_shardings, partitioning.stacked_batch_sharding(mesh),
-                               replicated),
-                 out_shardings=(state_shardings, replicated),
-                 donate_argnums=(0,))
+  return in_mesh(jax.jit(steps,
+                         in_shardings=(state_shardings, partitioning.stacked_batch_sharding(mesh),
+                                       replicated),
+                         out_shardings=(state_shardings, replicated),
+                         donate_argnums=(0,)), mesh, rules)
 
 
-def make_eval_step(objective, param_shardings, mesh: Mesh):
+def make_eval_step(objective, param_shardings, mesh: Mesh, rules=partitioning.LOGICAL_AXIS_RULES):
   """Returns eval_step(params, batch) -> sums (replicated scalars)."""
-  return jax.jit(lambda params, batch: objective_lib.eval_sums(objective, params, batch),
-                 in_shardings=(param_shardings, partitioning.batch_sharding(mesh)),
-                 out_shardings=partitioning.replicated(mesh))
+  return in_mesh(jax.jit(lambda params, batch: objective_lib.eval_sums(objective, params, batch),
+                         in_shardings=(param_shardings, partitioning.batch_sharding(mesh)),
+                         out_shardings=partitioning.replicated(mesh)), mesh, rules)
 
 
 def evaluate(eval_step, params, batches: Iterable[dict], mesh: Mesh) -> dict[str, float]:

@@ -32,11 +32,18 @@ def _boxed_state(init_params: Callable, optimizer: optax.GradientTransformation,
                     opt_state=optimizer.init(trained))
 
 
-def state_shardings(init_params: Callable, optimizer, mesh: Mesh, trainable: frozenset[str]):
-  """(abstract unboxed state with shardings attached, sharding tree)."""
+def state_shardings(init_params: Callable, optimizer, mesh: Mesh, trainable: frozenset[str],
+                    rules):
+  """(abstract unboxed state with shardings attached, sharding tree).
+
+  rules: the logical axis rules. A parameter that does not split evenly over the
+  mesh axes its rule names is a ConfigError naming the axis.
+  """
   key = jax.random.key(0)
   boxed = jax.eval_shape(lambda k: _boxed_state(init_params, optimizer, trainable, k), key)
-  shardings = partitioning.logical_shardings(boxed, mesh)
+  shardings = partitioning.logical_shardings(boxed, mesh, rules)
+  partitioning.check_divisible(parameter_paths.flat(nn.unbox(boxed.params)),
+                               parameter_paths.flat(shardings.params))
   abstract = jax.tree_util.tree_map(
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
       nn.unbox(boxed), shardings)
