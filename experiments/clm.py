@@ -70,7 +70,8 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
     return generate.generate(step_fn, sampler, buffer, len(prompt_ids) + num_cached,
                              d.max_new_tokens - num_cached, windowed_key)
 
-  tokens = run(params, buffer, jax.random.key(d.seed))
+  with task_lib.decoding_mesh(task):
+    tokens = run(params, buffer, jax.random.key(d.seed))
   return task.tokenizer.decode(np.asarray(tokens)[0, :len(prompt_ids) + d.max_new_tokens])
 
 
@@ -94,8 +95,9 @@ def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]
   sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
   run = jax.jit(functools.partial(model_steps.generate, task.model, sampler=sampler,
                                   max_new_tokens=max_new_tokens, stop_tokens=stop_tokens))
-  new_tokens, new_lengths = run(params, jnp.asarray(tokens), jnp.asarray(lengths),
-                                key=jax.random.key(d.seed))
+  with task_lib.decoding_mesh(task):
+    new_tokens, new_lengths = run(params, jnp.asarray(tokens), jnp.asarray(lengths),
+                                  key=jax.random.key(d.seed))
   new_tokens, new_lengths = np.asarray(new_tokens), np.asarray(new_lengths)
   return [task.tokenizer.decode([int(t) for t in row[:count] if int(t) not in stop_tokens])
           for row, count in zip(new_tokens, new_lengths)]

@@ -51,7 +51,8 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> t
 
 def make_translator(task: task_lib.Task) -> Translator:
   return Translator(task.model, task.tokenizer, task.cfg.decode,
-                    batch_size=task.cfg.eval.batch_size)
+                    batch_size=task.cfg.eval.batch_size,
+                    context=lambda: task_lib.decoding_mesh(task))
 
 
 def _one_line(text: str) -> str:

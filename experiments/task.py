@@ -133,6 +133,13 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   return Task(cfg, tokenizer, model, data, trainer, start)
 
 
+def decoding_mesh(task: Task):
+  """Context for decoding with the task's (possibly sharded) parameters: its mesh and
+  axis rules, rows replicated."""
+  return partitioning.mesh_rules(task.trainer.mesh,
+                                 partitioning.decoding_rules(task.trainer.axis_rules))
+
+
 def restore(task: Task, params_only: bool = False):
   """Latest checkpoint or None; a mismatch names the tokenizer file when one was given."""
   try:

@@ -5,7 +5,9 @@ where RUN is family:data,fsdp,tensor[:steps[:name]] (e.g. clm:1,2,2 or clm:1,4,1
 Each run trains in WORKDIR/<name> (default <family>-<d>x<f>x<t>; a run in the directory of
 an earlier one resumes its checkpoint, whatever the mesh) and
 prints one JSON line: the run, its train losses by step, the final evaluation, and each
-parameter's PartitionSpec and per-device share of elements. One process serves many
+parameter's PartitionSpec and per-device share of elements; for the decoders also the
+KV-cached prefill's logits and a few greedy tokens, decoded on that mesh. One process
+serves many
 runs, so the tests pay for one interpreter and one backend start.
 """
 
@@ -43,7 +45,9 @@ def run(workdir: str, spec: str) -> dict:
                                                   if family != "mlm" else {}))
   result = task_lib.train(task, directory, tokens_per_step=1)
   params = parameter_paths.flat(result.state.params)
+  decoded = decode(task, result.state.params) if family != "mlm" else {}
   return {
+      **decoded,
       "run": spec,
       "train_loss": {r["step"]: r["train_loss"] for r in read_metrics(directory)
                      if "train_loss" in r},
@@ -53,6 +57,33 @@ def run(workdir: str, spec: str) -> dict:
       "shares": {p: v.addressable_shards[0].data.size / v.size for p, v in params.items()},
       "devices": jax.device_count(),
   }
+
+
+def decode(task, params) -> dict:
+  """The decoding path on the task's mesh: prefill logits [B, V] and greedy continuations."""
+  import functools  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from experiments import task as task_lib  # pylint: disable=import-outside-toplevel
+  from transformer_jax.decoding import model_steps, samplers  # pylint: disable=import-outside-toplevel
+  tokens = jnp.asarray([[5, 6, 7, 8], [9, 10, 11, 12]], jnp.int32)
+  with task_lib.decoding_mesh(task):
+    if task.cfg.experiment == "clm":
+      logits, _ = jax.jit(functools.partial(model_steps.decoder_prefill, task.model,
+                                            cache_length=8))(params, tokens,
+                                                             jnp.asarray([4, 3], jnp.int32))
+      new, _ = jax.jit(functools.partial(model_steps.generate, task.model,
+                                         sampler=samplers.greedy, max_new_tokens=4))(
+          params, tokens, jnp.asarray([4, 3], jnp.int32), key=jax.random.key(0))
+    else:
+      source_ids = (tokens > 5).astype(jnp.int32)
+      logits = jax.jit(functools.partial(model_steps.seq2seq_prefill, task.model, bos_token=1,
+                                         max_new_tokens=4))(params, tokens, source_ids)[0]
+      new, _ = jax.jit(functools.partial(model_steps.translate, task.model, bos_token=1,
+                                         sampler=samplers.greedy, max_new_tokens=4))(
+          params, tokens, source_ids, key=jax.random.key(0))
+  return {"prefill_logits": np.asarray(logits).tolist(), "greedy": np.asarray(new).tolist()}
 
 
 def main() -> None:

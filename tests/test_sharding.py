@@ -86,6 +86,14 @@ def test_each_parameter_is_sharded_as_the_rules_say(four, eight):
       "fsdp", "tensor", None]
 
 
+@pytest.mark.parametrize("run", ["clm:1,2,2", "seq2seq:1,2,2"])
+def test_kv_cached_decoding_works_on_the_sharded_model(four, run):
+  reference = four[f"{run.split(':')[0]}:1,1,1"]
+  np.testing.assert_allclose(four[run]["prefill_logits"], reference["prefill_logits"],
+                             rtol=2e-5, atol=2e-6)
+  assert np.asarray(four[run]["greedy"]).shape == (2, 4)
+
+
 def test_a_checkpoint_written_under_fsdp_resumes_under_data_parallelism(four):
   fsdp, resumed = four[RESUME[0]], four[RESUME[1]]
   assert sorted(fsdp["train_loss"]) == [1, 2] and sorted(resumed["train_loss"]) == [3, 4]

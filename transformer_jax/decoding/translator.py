@@ -15,8 +15,9 @@ decode.max_new_tokens tokens (0: model.max_length).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import flax.linen as nn
 import jax
@@ -34,12 +35,15 @@ class Translator:
   beam). The parameters are an argument, so training compiles once and translates with
   each evaluation's parameters."""
 
-  def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int):
+  def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int,
+               context: Callable[[], ContextManager] = contextlib.nullcontext):
+    """context: entered around each compiled call (e.g. a mesh and axis rules)."""
     if batch_size < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}")
     self.tokenizer = tokenizer
     self.decode = decode
     self.batch_size = batch_size
+    self.context = context
     self.max_length = model.config.max_length
     self.pad = tokenizer.token_id(special_tokens.PAD)
     self.bos = tokenizer.token_id(special_tokens.BOS)
@@ -94,8 +98,9 @@ class Translator:
     for index, start in enumerate(range(0, len(ids), self.batch_size)):
       rows = order[start:start + self.batch_size]
       source, segment_ids = self._source_batch([ids[i] for i in rows])
-      tokens, lengths = self._run(params, jnp.asarray(source), jnp.asarray(segment_ids),
-                                  key=jax.random.fold_in(key, index))
+      with self.context():
+        tokens, lengths = self._run(params, jnp.asarray(source), jnp.asarray(segment_ids),
+                                    key=jax.random.fold_in(key, index))
       tokens, lengths = np.asarray(tokens), np.asarray(lengths)
       for row, sentence_index in enumerate(rows):
         kept = [int(t) for t in tokens[row, :lengths[row]] if t not in (self.eos, self.pad)]

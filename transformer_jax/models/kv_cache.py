@@ -29,7 +29,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+import flax.linen as nn
+
 from transformer_jax.configuration import ModelConfig
+
+# Logical names of cached keys and values [B, C, G, K]: inside a mesh and rules context
+# (decoding on a sharded model) their heads are laid out like the attention's.
+CACHE_AXES = ("activation_batch", "cache_length", "activation_kv_heads", "head_dim")
 
 
 class KVCache(flax.struct.PyTreeNode):
@@ -70,7 +76,8 @@ def init(config: ModelConfig, batch: int, length: int) -> DecoderCache:
   caches (None until then).
   """
   kv_heads = config.num_kv_heads or config.num_heads
-  zeros = jnp.zeros((batch, length, kv_heads, config.head_dim), config.dtype)
+  zeros = nn.with_logical_constraint(
+      jnp.zeros((batch, length, kv_heads, config.head_dim), config.dtype), CACHE_AXES)
   layer = LayerCache(KVCache(zeros, zeros, jnp.zeros((), jnp.int32)))
   return DecoderCache((layer,) * config.num_layers,
                       jnp.zeros((batch, length), bool))

@@ -116,6 +116,12 @@ def mesh_rules(mesh: Mesh, rules):
     yield
 
 
+def decoding_rules(rules):
+  """`rules` for decoding: rows replicated (a batch of one prompt splits over nothing),
+  parameters and the KV cache's key/value heads laid out as in training."""
+  return tuple((name, None if name == "activation_batch" else axes) for name, axes in rules)
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
