@@ -35,7 +35,6 @@ def base() -> ml_collections.ConfigDict:
   config.model.max_length = 64
   config.model.dropout_rate = 0.0
   config.model.use_bias = False
-  config.model.dtype = "float32"
   config.model.attention = "scaled_dot"
   config.model.attention_impl = "plain"
   config.model.num_kv_heads = 0
@@ -43,6 +42,9 @@ def base() -> ml_collections.ConfigDict:
   config.model.norm = "layernorm"
   config.model.norm_position = "pre"
   config.model.activation = "gelu"
+  config.model.dtype = "float32"  # bfloat16: computes in bf16, parameters and loss in float32.
+  config.model.remat = "none"  # full or save_dots: recompute activations, save memory.
+  config.model.scan_layers = False  # One compiled block scanned over the layers.
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)
@@ -86,6 +88,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.init_from = ""  # A workdir (or DIR@STEP) whose parameters start this run.
   config.train.init_unmatched = ""  # Regexes: parameter paths a warm start may leave unmatched.
   config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
+  config.train.microbatches = 1  # Gradient accumulation: micro-batches per device per step.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20

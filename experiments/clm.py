@@ -54,6 +54,7 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
   sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
   # The cache holds prompt + new tokens - 1 slots; a prompt longer than the context gets none.
   num_cached = min(d.max_new_tokens, max(length + 1 - len(prompt_ids), 0))
+  model, params = task_lib.decoding_model(task, params)
 
   @jax.jit
   def run(params, buffer, key):
@@ -61,11 +62,11 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
     if num_cached:
       prompt = buffer[:, :len(prompt_ids)]
       new_tokens, _ = model_steps.generate(
-          task.model, params, prompt, jnp.full((1,), len(prompt_ids), jnp.int32),
+          model, params, prompt, jnp.full((1,), len(prompt_ids), jnp.int32),
           sampler=sampler, max_new_tokens=num_cached, key=cached_key)
       buffer = jax.lax.dynamic_update_slice(buffer, new_tokens, (0, len(prompt_ids)))
-    apply_logits = lambda tokens: task.model.apply({"params": params}, tokens,
-                                                   deterministic=True).logits
+    apply_logits = lambda tokens: model.apply({"params": params}, tokens,
+                                              deterministic=True).logits
     step_fn = generate.windowed_step_fn(apply_logits, length)
     return generate.generate(step_fn, sampler, buffer, len(prompt_ids) + num_cached,
                              d.max_new_tokens - num_cached, windowed_key)
@@ -93,7 +94,8 @@ def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]
                  if special_tokens.EOS in getattr(task.tokenizer, "special_tokens", ()) else ())
   tokens, lengths = kv_decoding.left_pad(ids, bucket)
   sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
-  run = jax.jit(functools.partial(model_steps.generate, task.model, sampler=sampler,
+  model, params = task_lib.decoding_model(task, params)
+  run = jax.jit(functools.partial(model_steps.generate, model, sampler=sampler,
                                   max_new_tokens=max_new_tokens, stop_tokens=stop_tokens))
   with task_lib.decoding_mesh(task):
     new_tokens, new_lengths = run(params, jnp.asarray(tokens), jnp.asarray(lengths),

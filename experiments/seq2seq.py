@@ -50,9 +50,10 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> t
 
 
 def make_translator(task: task_lib.Task) -> Translator:
-  return Translator(task.model, task.tokenizer, task.cfg.decode,
-                    batch_size=task.cfg.eval.batch_size,
-                    context=lambda: task_lib.decoding_mesh(task))
+  model, _ = task_lib.decoding_model(task, None)
+  return Translator(model, task.tokenizer, task.cfg.decode, batch_size=task.cfg.eval.batch_size,
+                    context=lambda: task_lib.decoding_mesh(task),
+                    prepare=lambda params: task_lib.decoding_model(task, params)[1])
 
 
 def _one_line(text: str) -> str:

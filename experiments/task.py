@@ -23,6 +23,7 @@ from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
+from transformer_jax.models import layer_stack
 from transformer_jax.objectives.objective import Objective
 from transformer_jax.training import checkpointing, partitioning, warm_start
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
@@ -117,13 +118,22 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   cfg = dataclasses.replace(cfg, model=model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
   rules = partitioning.axis_rules(cfg.mesh)
+  rows = cfg.train.batch_size // partitioning.batch_parallelism(mesh)
+  if rows % cfg.train.microbatches:
+    raise configuration.ConfigError(
+        "train.microbatches", f"{cfg.train.microbatches} does not divide the {rows} rows each "
+        f"of the {partitioning.batch_parallelism(mesh)} data-parallel devices reads")
   if cfg.eval.batch_size % partitioning.batch_parallelism(mesh):
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
         f"{partitioning.batch_parallelism(mesh)} data-parallel devices")
   model = make_model(config=model_cfg)
   examples = [jnp.zeros((1, length), jnp.int32) for length in example_lengths]
-  init_params = lambda key: model.init(key, *examples, deterministic=True)["params"]
+  # Scanned layers initialise as the unrolled model does, then stack: the same weights.
+  unrolled = model.clone(config=dataclasses.replace(model_cfg, scan_layers=False))
+  def init_params(key):
+    params = unrolled.init(key, *examples, deterministic=True)["params"]
+    return layer_stack.stack(params) if model_cfg.scan_layers else params
   metadata = {"model": dataclasses.asdict(model_cfg),
               "tokenizer": tokenizer_lib.fingerprint(tokenizer)}
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
@@ -131,6 +141,15 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
                     axis_rules=rules)
   start = _plan_warm_start(cfg, workdir, trainer, tokenizer, expected_unmatched)
   return Task(cfg, tokenizer, model, data, trainer, start)
+
+
+def decoding_model(task: Task, params):
+  """(model, params) to decode with: a scanned model decodes unrolled (the KV cache is
+  per layer), with its parameters converted."""
+  if not task.model.config.scan_layers:
+    return task.model, params
+  config = dataclasses.replace(task.model.config, scan_layers=False)
+  return task.model.clone(config=config), layer_stack.unstack(params)
 
 
 def decoding_mesh(task: Task):
@@ -176,6 +195,10 @@ def train(task: Task, workdir: str, tokens_per_step: int,
 
   more_metrics(params): metrics added to every evaluation (see Trainer.train).
   """
+  if task.cfg.model.dtype == "float16":
+    raise ConfigError("model.dtype", "float16 trains only with loss scaling, which this "
+                      "codebase does not do: train in bfloat16 (float16 is fine for eval and "
+                      "decoding)")
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
     state = initial_state(task)

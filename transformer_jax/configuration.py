@@ -28,6 +28,7 @@ POSITIONS = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
+REMATS = ("none", "full", "save_dots")  # Activation recomputation (models/layer_stack.py).
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 INVALID_UTF8_POLICIES = ("fail", "replace")
 NORMALIZATIONS = ("none", "NFC", "NFKC")
@@ -100,6 +101,9 @@ class ModelConfig:
   embedding_norm: bool = False  # Normalise the summed embeddings (BERT).
   scale_embeddings: bool = False  # Multiply token embeddings by sqrt(model_dim) (Vaswani).
   share_embeddings: bool = True  # Encoder-decoder: source and target share one table.
+  # Memory levers (models/layer_stack.py); the defaults change nothing.
+  remat: str = "none"  # Recompute block activations in the backward pass: full, save_dots.
+  scan_layers: bool = False  # One compiled block scanned over the layers.
   vocab_size: int = 0  # 0 until the tokenizer is known.
 
   @property
@@ -166,6 +170,8 @@ class TrainConfig:
   # Comma-separated regexes (re.fullmatch over parameter paths): the parameters that
   # train; the rest stay frozen and get no optimizer state.
   trainable: str = ".*"
+  # Gradient accumulation: each device's rows in this many micro-batches, one step.
+  microbatches: int = 1
 
   @property
   def init_source(self) -> tuple[str, Optional[int]]:
@@ -295,7 +301,8 @@ def _check_model(m: ModelConfig) -> None:
            f"{m.num_heads} heads do not divide model.model_dim={m.model_dim}")
   _require(0.0 <= m.dropout_rate < 1.0, "model.dropout_rate", "must be in [0, 1)")
   _check_choices(m, "model", (("dtype", DTYPES), ("position", POSITIONS), ("norm", NORMS),
-                              ("norm_position", NORM_POSITIONS), ("activation", ACTIVATIONS)))
+                              ("norm_position", NORM_POSITIONS), ("activation", ACTIVATIONS),
+                              ("remat", REMATS)))
   _report(attention_problem(m.attention, m.attention_impl, m.num_heads, m.num_kv_heads))
   _require(m.position != "rope" or m.head_dim % 2 == 0, "model.position",
            f"rope needs an even head dimension, got {m.head_dim}")
@@ -327,6 +334,7 @@ def _check_train(t: TrainConfig) -> None:
   _require(not t.init_from or bool(workdir), "train.init_from",
            f"must name a workdir (DIR or DIR@STEP), got {t.init_from!r}")
   _check_patterns("train.init_unmatched", t.init_unmatched)
+  _require(t.microbatches > 0, "train.microbatches", f"must be positive, got {t.microbatches}")
   _require(bool(patterns(t.trainable)), "train.trainable",
            "must hold at least one regular expression ('.*' trains everything)")
   _check_patterns("train.trainable", t.trainable)

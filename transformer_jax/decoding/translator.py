@@ -36,14 +36,17 @@ class Translator:
   each evaluation's parameters."""
 
   def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int,
-               context: Callable[[], ContextManager] = contextlib.nullcontext):
-    """context: entered around each compiled call (e.g. a mesh and axis rules)."""
+               context: Callable[[], ContextManager] = contextlib.nullcontext,
+               prepare: Callable[[Any], Any] = lambda params: params):
+    """context: entered around each compiled call (e.g. a mesh and axis rules);
+    prepare(params): the parameters `model` decodes with (e.g. another layer layout)."""
     if batch_size < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}")
     self.tokenizer = tokenizer
     self.decode = decode
     self.batch_size = batch_size
     self.context = context
+    self.prepare = prepare
     self.max_length = model.config.max_length
     self.pad = tokenizer.token_id(special_tokens.PAD)
     self.bos = tokenizer.token_id(special_tokens.BOS)
@@ -91,6 +94,7 @@ class Translator:
     ends, stops sooner; greedy and beam translations do not depend on the batch.
     Sampling: batch k (in that sorted order) draws with fold_in(decode.seed, k).
     """
+    params = self.prepare(params)
     ids = [np.asarray(self.tokenizer.encode(sentence), np.int32) for sentence in sentences]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     key = jax.random.key(self.decode.seed)

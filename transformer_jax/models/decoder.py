@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding, initializers, kv_cache
+from transformer_jax.models import embedding, initializers, kv_cache, layer_stack
 from transformer_jax.models.attention import (PrefixKV, causal_mask, prompt_segment_mask,
                                               segment_mask)
-from transformer_jax.models.block import TransformerBlock, norm
+from transformer_jax.models.block import norm
 from transformer_jax.models.outputs import ModelOutput, stack_layer_weights
 
 
@@ -109,17 +109,12 @@ class Decoder(nn.Module):
       if num_prompt and cross_mask is not None:
         cross_mask = jnp.pad(cross_mask, ((0, 0), (0, 0), (num_prompt, 0), (0, 0)),
                              constant_values=True)
-    block_positions = jnp.broadcast_to(slots, x.shape[:2])
-    outputs = []
-    for i in range(c.num_layers):
-      block = TransformerBlock(config=c, num_layers=c.num_layers, name=f"block_{i}")
-      out = block(x, mask, deterministic=deterministic, positions=block_positions,
-                  encoded=encoded, cross_mask=cross_mask,
-                  cache=None if cache is None else cache.layers[i],
-                  prefix=None if prefix is None else prefix[i],
-                  return_attention_weights=return_attention_weights)
-      x = initializers.constrain_hidden(out.hidden_states)
-      outputs.append(out)
+    x, outputs = layer_stack.run_blocks(
+        c, c.num_layers, x, mask, deterministic=deterministic,
+        positions=jnp.broadcast_to(slots, x.shape[:2]), encoded=encoded, cross_mask=cross_mask,
+        caches=None if cache is None else cache.layers, prefix=prefix,
+        return_attention_weights=return_attention_weights,
+        constrain=initializers.constrain_hidden)
     if c.norm_position == "pre":  # Post-norm blocks already end normalised.
       x = norm(c, "final_norm")(x)
     x = x[:, num_prompt:]

@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding, initializers
+from transformer_jax.models import embedding, initializers, layer_stack
 from transformer_jax.models.attention import PrefixKV, prompt_segment_mask, segment_mask
-from transformer_jax.models.block import TransformerBlock, norm
+from transformer_jax.models.block import norm
 from transformer_jax.models.outputs import ModelOutput, stack_layer_weights
 
 
@@ -53,15 +53,11 @@ class Encoder(nn.Module):
     if segment_ids is not None:
       mask = (prompt_segment_mask(segment_ids, num_prompt) if num_prompt
               else segment_mask(segment_ids))
-    block_positions = jnp.broadcast_to(slots, x.shape[:2])
-    outputs = []
-    for i in range(num_layers):
-      out = TransformerBlock(config=c, num_layers=num_layers, name=f"block_{i}")(
-          x, mask, deterministic=deterministic, positions=block_positions,
-          prefix=None if prefix is None else prefix[i],
-          return_attention_weights=return_attention_weights)
-      x = initializers.constrain_hidden(out.hidden_states)
-      outputs.append(out)
+    x, outputs = layer_stack.run_blocks(
+        c, num_layers, x, mask, deterministic=deterministic,
+        positions=jnp.broadcast_to(slots, x.shape[:2]), prefix=prefix,
+        return_attention_weights=return_attention_weights,
+        constrain=initializers.constrain_hidden)
     if c.norm_position == "pre":
       x = norm(c, "final_norm")(x)
     return ModelOutput(hidden_states=x[:, num_prompt:],

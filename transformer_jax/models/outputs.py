@@ -55,5 +55,8 @@ class ModelOutput(flax.struct.PyTreeNode):
 def stack_layer_weights(weights: Sequence[Optional[jax.Array]],
                         num_prompt: int = 0) -> Optional[jax.Array]:
   """Per-layer attention weights [B, H, P + T, S] -> [L, B, H, T, S] (the tokens' rows);
-  None when the layers returned none."""
-  return None if weights[0] is None else jnp.stack(weights)[..., num_prompt:, :]
+  None when the layers returned none. One entry already [L, ...] (scanned layers) stays."""
+  if weights[0] is None:
+    return None
+  stacked = weights[0] if len(weights) == 1 and weights[0].ndim == 5 else jnp.stack(weights)
+  return stacked[..., num_prompt:, :]

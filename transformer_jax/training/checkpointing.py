@@ -22,8 +22,10 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.sharding import NamedSharding, PartitionSpec
 
 from transformer_jax.errors import CheckpointMismatchError
+from transformer_jax.models import layer_stack
 from transformer_jax.training import parameter_paths
 
 DIRECTORY = "checkpoints"
@@ -83,6 +85,32 @@ def _section_differences(saved: dict[str, Any], current: dict[str, Any],
 
 def _leaf_shapes(tree) -> collections.Counter:
   return collections.Counter(_signature(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _shapes(tree):
+  """orbax's array metadata -> ShapeDtypeStructs (so layer_stack can convert them)."""
+  return jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
+
+
+def _layout_conversion(saved_params, abstract_params):
+  """(to the current layout, back to the saved one) when the checkpoint holds the other
+  layer layout (model.scan_layers) of the same parameters; else None."""
+  expected = parameter_signatures(abstract_params)
+  if parameter_signatures(saved_params) == expected:
+    return None
+  for to_current, to_saved in ((layer_stack.stack, layer_stack.unstack),
+                               (layer_stack.unstack, layer_stack.stack)):
+    if parameter_signatures(to_current(saved_params)) == expected:
+      return to_current, to_saved
+  return None
+
+
+def _in_layout(target, to_saved, mesh_of):
+  """The restore target in the saved layout; converted leaves are read replicated."""
+  replicated = NamedSharding(mesh_of, PartitionSpec())
+  return jax.tree_util.tree_map(
+      lambda s: s if s.sharding is not None else
+      jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), to_saved(target))
 
 
 class Checkpointer:
@@ -189,19 +217,31 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except
         self._skip_unreadable(step, e)
         continue
+      saved_tree = _shapes(saved_tree)
+      conversion = _layout_conversion(saved_tree["params"], abstract_state.params)
+      if conversion is not None:  # The other layer layout: compare in this one.
+        saved_tree = conversion[0](saved_tree)
       self._mismatch(step, metadata, saved_tree, abstract_state, expected_metadata,
                      params_only)
       target = abstract_state
       if params_only:
         target = {"step": abstract_state.step, "params": abstract_state.params}
+      read = target
+      if conversion is not None:
+        read = _in_layout(target, conversion[1], abstract_state.step.sharding.mesh)
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.PyTreeRestore(
-                item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                item=read, restore_args=ocp.checkpoint_utils.construct_restore_args(read),
                 partial_restore=params_only)))["state"]
       except Exception as e:  # pylint: disable=broad-except
         self._skip_unreadable(step, e)
         continue
+      if conversion is not None:
+        logging.info("checkpoint %d holds the other layer layout (model.scan_layers); "
+                     "converted", step)
+        restored = jax.device_put(conversion[0](restored),
+                                  jax.tree_util.tree_map(lambda s: s.sharding, target))
       if params_only:
         restored = abstract_state.replace(step=restored["step"], params=restored["params"],
                                           opt_state=None)

@@ -178,7 +178,8 @@ class Trainer:
     c = self.config
     self.log_trainable()
     train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
-                                       self.mesh, self.trainable, self.axis_rules)
+                                       self.mesh, self.trainable, self.axis_rules,
+                                       c.microbatches)
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
                                      self.axis_rules)
     dropout_key = jax.device_put(jax.random.key(c.seed + 1), partitioning.replicated(self.mesh))

@@ -44,6 +44,7 @@ LOGICAL_AXIS_RULES = (
     ("additive_dim", None),  # Additive attention's hidden width.
     ("token_types", None),
     ("classes", None),
+    ("layers", None),  # Scanned layers' leading axis (model.scan_layers).
     # Activations: rows over data × fsdp, the model width whole between blocks.
     ("batch", BATCH_AXES),
     ("activation_batch", BATCH_AXES),
