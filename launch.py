@@ -9,13 +9,14 @@ import os
 import re
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.task import ModeInputs
 from transformer_jax import configuration
 from transformer_jax.errors import UserError
-from transformer_jax.training import partitioning
+from transformer_jax.training import distributed, partitioning
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a preset: configs/clm.py:baby.",
@@ -31,6 +32,14 @@ _INPUT = flags.DEFINE_string(
     "input", None, "--mode=translate: a file of sentences, one a line, or - for stdin.")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "--mode=translate: the file for the translations; default stdout.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-process: HOST:PORT where the processes meet "
+    "(with --num_processes and --process_id; none of them: auto-detect a cluster).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process: how many.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process: this one's index.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout_seconds", 60, "Multi-process: a process silent this long is taken "
+    "for dead and the others stop.")
 flags.mark_flag_as_required("config")
 
 
@@ -83,9 +92,11 @@ def _chain_text(error: BaseException) -> str:
   return " ".join(f"{type(link).__name__}: {link}" for link in _chain(error))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, immediately: bool = False) -> None:
   logging.flush()
-  print(f"error: {message}", file=sys.stderr)
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  if immediately:
+    os._exit(1)  # pylint: disable=protected-access
   sys.exit(1)
 
 
@@ -121,6 +132,10 @@ def main(argv):
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
                                                 .split("=", 1)[1])
     partitioning.configure_cpu_devices(cfg.mesh)
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           _HEARTBEAT.value)
+    if not distributed.is_main_process():
+      logging.set_verbosity(logging.WARNING)  # One log: process 0's.
     experiment = configuration.experiment_module(cfg.experiment)
     inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
                         input_path=_INPUT.value, output_path=_OUTPUT.value)
@@ -129,6 +144,12 @@ def main(argv):
     _fail(str(e))
   except OSError as e:  # Also how ml_collections reports a config file that failed to load.
     _fail(_one_line(e))
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    # A collective failed because another process died or stopped answering. Exit at
+    # once: at exit JAX would wait for that process in a shutdown barrier, then abort.
+    _fail(distributed.peer_failure_message(e), immediately=True)
 
 
 if __name__ == "__main__":

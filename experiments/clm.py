@@ -23,6 +23,7 @@ from transformer_jax.decoding import generate, kv_decoding, model_steps, sampler
 from transformer_jax.errors import DataError, UserError
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
+from transformer_jax.training import distributed
 
 SAMPLES_FILE = "samples.txt"
 PACKINGS = ("stream", "documents")  # The row layouts lm_data builds.
@@ -106,6 +107,8 @@ def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]
 
 
 def _record_sample(workdir: str, step: int, text: str) -> None:
+  if not distributed.is_main_process():
+    return
   with open(os.path.join(workdir, SAMPLES_FILE), "a", encoding="utf-8") as f:
     f.write(f"===== step {step} =====\n{text}\n")
   print(text)

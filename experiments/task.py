@@ -25,7 +25,7 @@ from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
 from transformer_jax.models import layer_stack
 from transformer_jax.objectives.objective import Objective
-from transformer_jax.training import checkpointing, partitioning, warm_start
+from transformer_jax.training import checkpointing, distributed, partitioning, warm_start
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
 from transformer_jax.training.metrics_writer import MetricsWriter
 
@@ -206,9 +206,10 @@ def train(task: Task, workdir: str, tokens_per_step: int,
     logging.info("resuming: train.init_from=%s started this run and is not read again",
                  task.cfg.train.init_from)
   os.makedirs(workdir, exist_ok=True)
-  tokenizer_lib.save(task.tokenizer, workdir)
-  with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
-    json.dump(configuration.to_dict(task.cfg), f, indent=2)
+  if distributed.is_main_process():  # Every process holds the same; one writes it.
+    tokenizer_lib.save(task.tokenizer, workdir)
+    with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
+      json.dump(configuration.to_dict(task.cfg), f, indent=2)
   result = task.trainer.train(state, batch_at=task.data.train_batch_at,
                               eval_batches=task.data.eval_batches,
                               tokens_per_step=tokens_per_step, more_metrics=more_metrics)
@@ -227,7 +228,8 @@ def record_evaluation(workdir: str, step: int, metrics: dict[str, float]) -> Non
   writer = MetricsWriter(workdir, enable_tensorboard=False)
   writer.write(step, metrics)
   writer.close()
-  print(f"step {step} | {format_metrics(metrics)}")
+  if distributed.is_main_process():
+    print(f"step {step} | {format_metrics(metrics)}")
 
 
 def evaluate(task: Task, workdir: str) -> dict[str, float]:

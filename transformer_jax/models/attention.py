@@ -99,7 +99,7 @@ def attend(scores: jax.Array, v: jax.Array, mask: jax.Array | None,
   if mask is not None:
     # The most negative float, not -inf: a row with no visible key (padding)
     # gets uniform weights instead of NaN.
-    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
   weights = jax.nn.softmax(scores, axis=-1)
   mixing = weights.astype(v.dtype)
   if dropout_fn is not None:

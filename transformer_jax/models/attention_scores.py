@@ -13,6 +13,8 @@ is about twice as fast as the same einsum with the batch axes in the middle.
 import jax
 import jax.numpy as jnp
 
+from transformer_jax.models.precision import ACCUMULATION
+
 def heads_first(x: jax.Array, groups: int) -> jax.Array:
   """[B, S, N, K] -> [B·groups, (N/groups)·S, K], heads of one group stacked along S."""
   batch, _, _, head_dim = x.shape
@@ -24,7 +26,7 @@ def dot(q: jax.Array, k: jax.Array) -> jax.Array:
   batch, length, heads, _ = q.shape
   groups = k.shape[2]
   scores = jnp.matmul(heads_first(q, groups), jnp.swapaxes(heads_first(k, groups), 1, 2))
-  return scores.astype(jnp.float32).reshape(batch, heads, length, k.shape[1])
+  return scores.astype(ACCUMULATION).reshape(batch, heads, length, k.shape[1])
 
 
 def scaled_dot(q: jax.Array, k: jax.Array) -> jax.Array:
@@ -56,4 +58,4 @@ def additive(q: jax.Array, k: jax.Array, query_kernel: jax.Array, key_kernel: ja
   hidden = jnp.tanh(query_features + key_features)  # [B, G, H/G, T, S, K]
   scores = jnp.einsum("bgrtsk,grk->bgrts", hidden,
                       vector.reshape(groups, per_group, head_dim))
-  return scores.astype(jnp.float32).reshape(batch, heads, length, k.shape[1])
+  return scores.astype(ACCUMULATION).reshape(batch, heads, length, k.shape[1])

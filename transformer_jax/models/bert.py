@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding, initializers
+from transformer_jax.models import embedding, initializers, precision
 from transformer_jax.models.attention import PrefixKV
 from transformer_jax.models.encoder import Encoder
 from transformer_jax.models.normalization import make_norm
@@ -51,10 +51,10 @@ class BertPretraining(nn.Module):
                 approximate=False)
     h = make_norm(c.norm, epsilon=1e-5, use_bias=True, dtype=c.dtype, name="mlm_norm")(h)
     output_bias = self.param("mlm_output_bias", initializers.bias(("vocab",)),
-                             (c.vocab_size,), jnp.float32)
-    mlm_logits = table.attend(h).astype(jnp.float32) + output_bias
+                             (c.vocab_size,), precision.PARAMETERS)
+    mlm_logits = table.attend(h).astype(precision.ACCUMULATION) + output_bias
     pooled = jnp.tanh(dense(c.model_dim, ("embed", "mlp"), "pooler")(hidden[:, 0]))
     nsp_logits = dense(2, ("embed", "classes"), "next_sentence")(pooled)
     return ModelOutput(hidden_states=hidden, logits=mlm_logits,
                        attention_weights=encoded.attention_weights,
-                       next_sentence_logits=nsp_logits.astype(jnp.float32))
+                       next_sentence_logits=nsp_logits.astype(precision.ACCUMULATION))

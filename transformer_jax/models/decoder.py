@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import embedding, initializers, kv_cache, layer_stack
+from transformer_jax.models import embedding, initializers, kv_cache, layer_stack, precision
 from transformer_jax.models.attention import (PrefixKV, causal_mask, prompt_segment_mask,
                                               segment_mask)
 from transformer_jax.models.block import norm
@@ -119,7 +119,7 @@ class Decoder(nn.Module):
       x = norm(c, "final_norm")(x)
     x = x[:, num_prompt:]
     hidden = x[:, -1:] if last_logits_only else x
-    logits = table.attend(hidden).astype(jnp.float32)
+    logits = table.attend(hidden).astype(precision.ACCUMULATION)
     new_cache = None
     if cache is not None:
       new_cache = kv_cache.DecoderCache(tuple(out.cache for out in outputs), valid)

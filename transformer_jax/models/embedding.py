@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import ModelConfig
-from transformer_jax.models import initializers
+from transformer_jax.models import initializers, precision
 from transformer_jax.models.block import norm
 from transformer_jax.models.positions import sinusoidal_embedding
 from transformer_jax.models.projection import weight_dot
@@ -26,7 +26,7 @@ class Embedding(nn.Module):
   features: int
   logical_axes: tuple[str, str] = ("vocab", "embed")
   dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+  param_dtype: Any = precision.PARAMETERS
 
   def setup(self):
     self.embedding = self.param(

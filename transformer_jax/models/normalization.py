@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.configuration import NORMS
-from transformer_jax.models import initializers
+from transformer_jax.models import initializers, precision
 
 
 class RMSNorm(nn.Module):
@@ -22,8 +22,9 @@ class RMSNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    scale = self.param("scale", initializers.scale(("embed",)), (x.shape[-1],), jnp.float32)
-    x32 = x.astype(jnp.float32)
+    scale = self.param("scale", initializers.scale(("embed",)), (x.shape[-1],),
+                       precision.PARAMETERS)
+    x32 = x.astype(precision.ACCUMULATION)
     mean_square = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
     return (x32 * jax.lax.rsqrt(mean_square + self.epsilon) * scale).astype(self.dtype)
 

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.models import initializers
+from transformer_jax.models import initializers, precision
 
 
 def weight_dot(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.Array:
@@ -39,7 +39,7 @@ class Projection(nn.Module):
   num_input_axes: int = 1
   use_bias: bool = False
   dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+  param_dtype: Any = precision.PARAMETERS
   init_stddev: float = initializers.STDDEV
 
   @nn.compact

@@ -182,7 +182,9 @@ class Trainer:
                                        c.microbatches)
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
                                      self.axis_rules)
-    dropout_key = jax.device_put(jax.random.key(c.seed + 1), partitioning.replicated(self.mesh))
+    # Made by a jit, not device_put: in a multi-process run the mesh spans other hosts.
+    dropout_key = jax.jit(lambda: jax.random.key(c.seed + 1),
+                          out_shardings=partitioning.replicated(self.mesh))()
     writer = MetricsWriter(self.workdir)
     step = int(state.step)
     last_eval: dict[str, float] = {}
