@@ -65,7 +65,7 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
     state = trainer.initial_state()
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     train_step = steps.make_train_step(trainer.objective, trainer.optimizer, trainer.shardings,
-                                       trainer.mesh)
+                                       trainer.mesh, trainer.trainable, trainer.axis_rules)
     mesh, synchronous, t = trainer.mesh, trainer.synchronous, task.cfg.train
     key = jax.random.key(0)
   def timed(num_calls: int, first_step: int):

@@ -18,13 +18,21 @@ from transformer_jax.training import parameter_paths, partitioning
 from transformer_jax.training.train_state import TrainState
 
 
-def in_mesh(function, mesh: Mesh, rules):
-  """`function` called (and so traced) with the mesh and axis rules in context, where the
-  models' activation sharding constraints apply."""
-  def call(*args, **kwargs):
-    with partitioning.mesh_rules(mesh, rules):
-      return function(*args, **kwargs)
-  return call
+class in_mesh:  # pylint: disable=invalid-name
+  """A jitted function called (and so traced) with the mesh and axis rules in context,
+  where the models' activation sharding constraints apply; `lower` too (benchmarks read
+  the compiled step's memory analysis)."""
+
+  def __init__(self, jitted, mesh: Mesh, rules):
+    self.jitted, self.mesh, self.rules = jitted, mesh, rules
+
+  def __call__(self, *args, **kwargs):
+    with partitioning.mesh_rules(self.mesh, self.rules):
+      return self.jitted(*args, **kwargs)
+
+  def lower(self, *args, **kwargs):
+    with partitioning.mesh_rules(self.mesh, self.rules):
+      return self.jitted.lower(*args, **kwargs)
 
 
 def split_microbatches(batch: dict, count: int, mesh: Mesh) -> dict:
