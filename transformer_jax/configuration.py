@@ -23,7 +23,8 @@ from transformer_jax.errors import ConfigError
 EXPERIMENTS_PACKAGE = "experiments"  # config.experiment names a module of this package.
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION_SCORES = ("dot", "scaled_dot", "additive")
-ATTENTION_IMPLEMENTATIONS = ("plain", "fused")
+# fused: jax.nn.dot_product_attention (XLA); cudnn: the same with NVIDIA's cuDNN kernel.
+ATTENTION_IMPLEMENTATIONS = ("plain", "fused", "cudnn")
 POSITIONS = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
@@ -51,7 +52,7 @@ def attention_problem(score: str, implementation: str, num_heads: int,
   if num_kv_heads < 0 or (num_kv_heads and num_heads % num_kv_heads):
     return ("model.num_kv_heads", f"{num_kv_heads} kv heads do not divide "
             f"model.num_heads={num_heads} (0 = one per head)")
-  if implementation == "fused" and score == "additive":
+  if implementation != "plain" and score == "additive":
     return ("model.attention_impl",
             "fused attention computes dot and scaled_dot scores only, not additive")
   return None
@@ -310,6 +311,9 @@ def _check_model(m: ModelConfig) -> None:
            f"sinusoidal positions need an even model.model_dim, got {m.model_dim}")
   _require(m.attention_impl == "plain" or m.dropout_rate == 0, "model.attention_impl",
            "fused attention applies no attention dropout; set model.dropout_rate=0")
+  _require(m.attention_impl != "cudnn" or m.dtype in ("bfloat16", "float16"),
+           "model.attention_impl", f"cudnn attention computes in bfloat16 or float16, not "
+           f"model.dtype={m.dtype!r}")
   _require(m.num_encoder_layers >= 0, "model.num_encoder_layers", "must be >= 0")
   _require(m.num_token_types >= 0, "model.num_token_types", "must be >= 0")
 

@@ -117,16 +117,19 @@ def dot_product_attention(q, k, v, mask, dropout_fn=None):
 
 
 def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None,
-                    score: str) -> jax.Array:
+                    score: str, implementation: str = "fused") -> jax.Array:
   """`jax.nn.dot_product_attention` for score 'dot' or 'scaled_dot'; no dropout.
 
   q [B, T, H, K], k/v [B, S, G, K], mask [B|1, 1, T, S] -> [B, T, H, K].
-  implementation=None lets JAX pick its backend (jax 0.10 always picks XLA).
+  implementation 'fused' lets JAX pick its backend (jax 0.10 always picks XLA);
+  'cudnn' asks for NVIDIA's fused kernel (GPU, bfloat16 or float16).
   """
   scale = 1.0 if score == "dot" else None  # None: JAX's own 1/√K.
   if mask is not None:
     mask = jnp.asarray(mask, dtype=bool)  # An integer mask would be rejected.
-  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation=None)
+  return jax.nn.dot_product_attention(
+      q, k, v, mask=mask, scale=scale,
+      implementation="cudnn" if implementation == "cudnn" else None)
 
 
 class MultiHeadAttention(nn.Module):
@@ -135,7 +138,7 @@ class MultiHeadAttention(nn.Module):
   score: 'scaled_dot' (default), 'dot' or 'additive' (adds per-head parameters
   `additive_query` [H, K, K], `additive_key` [G, K, K], `additive_vector` [H, K]).
   num_kv_heads: G; 0 means G = H (multi-head), 1 is multi-query attention.
-  implementation: 'plain' or 'fused' (`jax.nn.dot_product_attention`; dot-product
+  implementation: 'plain', 'fused' (`jax.nn.dot_product_attention`) or 'cudnn'; dot-product
   scores only, no attention dropout, no returned weights).
   rope: rotate queries and keys by their positions (RoPE) before scoring.
   """
@@ -166,7 +169,7 @@ class MultiHeadAttention(nn.Module):
     return_weights: the result carries the attention weights [B, H, T, P + S].
     """
     check_options(self.score, self.implementation, self.num_heads, self.num_kv_heads)
-    fused = self.implementation == "fused"
+    fused = self.implementation != "plain"
     train_dropout = self.dropout_rate > 0 and not deterministic
     if fused and train_dropout:
       raise ValueError("model.attention_impl: 'fused' applies no attention dropout; "
@@ -200,7 +203,7 @@ class MultiHeadAttention(nn.Module):
       k, v, mask = with_prefix(k, v, mask, prefix)
     weights = None
     if fused:
-      y = fused_attention(q, k, v, mask, self.score)
+      y = fused_attention(q, k, v, mask, self.score, self.implementation)
     else:
       dropout_fn = None
       if train_dropout:

@@ -1,0 +1,20 @@
+"""The GPU throughput benchmark's code runs on CPU too (with a tiny shape), so it is tested
+wherever the suite runs; its figures come from accelerators (experiments/README.md)."""
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_gpu_throughput_benchmark_runs_on_cpu():
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  result = subprocess.run([sys.executable, "experiments/benchmarks/gpu_throughput.py",
+                           "--shape=tiny", "--num_steps=2", "--microbatches=2"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.search(r"tokens/s, MFU \d+\.\d%", result.stdout), result.stdout
+  assert "attention fused, bfloat16" in result.stdout
