@@ -89,6 +89,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.init_unmatched = ""  # Regexes: parameter paths a warm start may leave unmatched.
   config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
   config.train.microbatches = 1  # Gradient accumulation: micro-batches per device per step.
+  config.train.flat_gradient_all_reduce = False  # One flat gradient all-reduce (pure DP).
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20

@@ -123,6 +123,10 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
     raise configuration.ConfigError(
         "train.microbatches", f"{cfg.train.microbatches} does not divide the {rows} rows each "
         f"of the {partitioning.batch_parallelism(mesh)} data-parallel devices reads")
+  if cfg.train.flat_gradient_all_reduce and mesh.devices.size != mesh.shape["data"]:
+    raise configuration.ConfigError(
+        "train.flat_gradient_all_reduce", "is for pure data parallelism; set "
+        "mesh.fsdp_axis_size and mesh.tensor_axis_size to 1")
   if cfg.eval.batch_size % partitioning.batch_parallelism(mesh):
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "

@@ -51,3 +51,28 @@ def test_batch_size_not_divisible_by_devices_is_one_line(tmp_path):
   assert result.stderr.strip() == last_line(result.stderr) == (
       "error: config.train.batch_size: 6 is not divisible by the 4 data-parallel devices")
   assert not (tmp_path / "workdir" / "checkpoints").exists()
+
+
+def test_flat_gradient_all_reduce_gives_the_one_device_losses(tmp_path, tiny_run):
+  """Per-device gradients summed in one flat buffer (shard_map), micro-batched too."""
+  workdir = tmp_path / "workdir"
+  result = run_launch("--config=configs/clm.py:tiny", f"--workdir={workdir}",
+                      "--config.train.flat_gradient_all_reduce=true",
+                      "--config.train.microbatches=2", devices=2, timeout=TIMEOUT_SECONDS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for key in ("train_loss", "eval_loss"):
+    expected, actual = by_step(tiny_run, key), by_step(workdir, key)
+    assert sorted(actual) == sorted(expected), key
+    np.testing.assert_allclose([actual[s] for s in sorted(expected)],
+                               [expected[s] for s in sorted(expected)], rtol=1e-5, err_msg=key)
+
+
+def test_flat_gradient_all_reduce_is_for_pure_data_parallelism(tmp_path):
+  result = run_launch("--config=configs/clm.py:tiny", f"--workdir={tmp_path / 'w'}",
+                      "--config.train.flat_gradient_all_reduce=true",
+                      "--config.mesh.fsdp_axis_size=2", devices=2, timeout=TIMEOUT_SECONDS)
+  assert result.returncode != 0
+  assert last_line(result.stderr) == (
+      "error: config.train.flat_gradient_all_reduce: is for pure data parallelism; set "
+      "mesh.fsdp_axis_size and mesh.tensor_axis_size to 1")
+  assert not (tmp_path / "w").exists()

@@ -173,6 +173,9 @@ class TrainConfig:
   trainable: str = ".*"
   # Gradient accumulation: each device's rows in this many micro-batches, one step.
   microbatches: int = 1
+  # Data parallelism with the gradients summed in one flat all-reduce (shard_map); pure
+  # data-parallel meshes only. Faster on CPU devices; dropout then draws per device.
+  flat_gradient_all_reduce: bool = False
 
   @property
   def init_source(self) -> tuple[str, Optional[int]]:

@@ -179,7 +179,7 @@ class Trainer:
     self.log_trainable()
     train_step = steps.make_train_step(self.objective, self.optimizer, self.shardings,
                                        self.mesh, self.trainable, self.axis_rules,
-                                       c.microbatches)
+                                       c.microbatches, c.flat_gradient_all_reduce)
     eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
                                      self.axis_rules)
     # Made by a jit, not device_put: in a multi-process run the mesh spans other hosts.

@@ -8,7 +8,9 @@ mean over the global batch whatever the number of devices.
 
 from typing import Iterable
 
+import flax.linen as nn
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
@@ -50,9 +52,66 @@ def split_microbatches(batch: dict, count: int, mesh: Mesh) -> dict:
   return jax.tree_util.tree_map(split, batch)
 
 
+def _loss_and_grads(grad_fn, objective, trained, batch, rng, microbatches: int, split):
+  """(loss, gradients) of one batch: at once, or summed over micro-batches (`split` cuts
+  the batch's leaves into [microbatches, ...]) each divided by the whole batch's counts."""
+  if microbatches == 1:
+    (loss, _), grads = grad_fn(trained, batch, rng)
+    return loss, grads
+  counts = objective.counts(batch)
+
+  def accumulate(carry, inputs):
+    index, micro = inputs
+    (loss, _), grads = grad_fn(trained, micro, jax.random.fold_in(rng, index), counts)
+    return jax.tree_util.tree_map(jnp.add, carry, (loss, grads)), None
+
+  zeros = (jnp.zeros((), jnp.float32), jax.tree_util.tree_map(jnp.zeros_like, trained))
+  (loss, grads), _ = jax.lax.scan(accumulate, zeros,
+                                  (jnp.arange(microbatches), split(batch)))
+  return loss, grads
+
+
+def _flat_all_reduce(grad_fn, objective, mesh: Mesh, microbatches: int):
+  """(trained, batch, rng) -> (loss, gradients), each device's rows differentiated on
+  their own (`shard_map`) and the gradients summed in ONE all-reduce of one flat buffer.
+
+  XLA's own data parallelism all-reduces the gradients as a tuple of arrays, which the
+  CPU backend does several times slower than one buffer of the same size. Each
+  device's sums are divided by the global counts (one small all-reduce first), so
+  the summed loss and gradient are the global batch's. Dropout draws per device
+  (the key folded with the device's index), so with dropout a run depends on its
+  number of devices.
+  """
+  axes = partitioning.BATCH_AXES
+  spec = jax.sharding.PartitionSpec
+
+  def local(trained, batch, rng):
+    counts = jax.lax.psum(objective.counts(batch), axes)
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axes))
+
+    def given_counts(trained, batch, rng, micro_counts=None):  # Always the global counts.
+      del micro_counts
+      return grad_fn(trained, batch, rng, counts)
+
+    def split(batch):
+      return jax.tree_util.tree_map(
+          lambda leaf: leaf.reshape((microbatches, -1) + leaf.shape[1:]), batch)
+
+    with nn.logical_axis_rules(()):  # Per device: the models' layout constraints do not apply.
+      loss, grads = _loss_and_grads(given_counts, objective, trained, batch, rng, microbatches,
+                                    split)
+    flat, unravel = jax.flatten_util.ravel_pytree(grads)
+    flat, loss = jax.lax.psum((flat, loss), axes)
+    return loss, unravel(flat)
+
+  return jax.shard_map(local, mesh=mesh, in_specs=(spec(), spec(axes), spec()),
+                       out_specs=(spec(), spec()), check_vma=False)
+
+
 def make_train_step(objective, optimizer: optax.GradientTransformation, state_shardings,
                     mesh: Mesh, trainable: frozenset[str],
-                    rules=partitioning.LOGICAL_AXIS_RULES, microbatches: int = 1):
+                    rules=partitioning.LOGICAL_AXIS_RULES, microbatches: int = 1,
+                    flat_all_reduce: bool = False):
   """Returns steps(state, batches, dropout_key) -> (state, metrics), one jit.
 
   batches: each leaf [k, B, ...], the batches of k consecutive steps; metrics:
@@ -65,6 +124,7 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
   micro-batches, scanned; each one's sums are divided by the whole batch's counts, so
   the summed loss and gradient are the whole batch's (micro-batch i draws its dropout
   with fold_in(step key, i), so only dropout makes it differ).
+  flat_all_reduce: data parallelism by `_flat_all_reduce` (pure data-parallel meshes).
   """
 
   def one_step(state: TrainState, batch, dropout_key):
@@ -77,20 +137,12 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
       return objective_lib.train_loss(objective, params, batch, rng, counts)
 
     grad_fn = jax.value_and_grad(loss_of_trained, has_aux=True)
-    if microbatches == 1:
-      (loss, _), grads = grad_fn(trained, batch, rng)
+    if flat_all_reduce:
+      loss, grads = _flat_all_reduce(grad_fn, objective, mesh, microbatches)(trained, batch,
+                                                                             rng)
     else:
-      counts = objective.counts(batch)
-
-      def accumulate(carry, inputs):
-        index, micro = inputs
-        (loss, _), grads = grad_fn(trained, micro, jax.random.fold_in(rng, index), counts)
-        return jax.tree_util.tree_map(jnp.add, carry, (loss, grads)), None
-
-      zeros = (jnp.zeros((), jnp.float32), jax.tree_util.tree_map(jnp.zeros_like, trained))
-      (loss, grads), _ = jax.lax.scan(
-          accumulate, zeros, (jnp.arange(microbatches),
-                              split_microbatches(batch, microbatches, mesh)))
+      loss, grads = _loss_and_grads(grad_fn, objective, trained, batch, rng, microbatches,
+                                    lambda batch: split_microbatches(batch, microbatches, mesh))
     updates, opt_state = optimizer.update(grads, state.opt_state, trained)
     trained = optax.apply_updates(trained, updates)
     metrics = {"train_loss": loss, "grad_norm": optax.global_norm(grads)}
