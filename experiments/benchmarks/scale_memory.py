@@ -7,7 +7,9 @@ GPT on `configs/clm.py` data, on emulated CPU devices:
   1. per-device bytes of parameters + optimizer state (the step's arguments minus its
      batch) for DP, FSDP, TP and FSDP x TP on 4 and 8 devices, against DP's;
   2. peak temporary memory of one device against train.microbatches 1/2/4/8 and against
-     model.remat none/full/save_dots;
+     model.remat none/full/save_dots, with the bytes the forward pass saves for the
+     backward pass (`jax.ad_checkpoint.saved_residuals`: what remat exists to cut; XLA's
+     CPU scheduler does not turn that into a lower peak, GPU and TPU schedulers do);
   3. compile time against depth, unrolled and with model.scan_layers.
 Each device count runs in its own process (JAX fixes it at start-up). Goal: FSDP on 4
 devices holds at most 30% of DP's parameter and optimizer bytes per device.
@@ -61,7 +63,23 @@ def _compiled(overrides: dict):
   compiled = step.lower(trainer.abstract_state, batch, key).compile()
   seconds = time.perf_counter() - start
   batch_bytes = sum(int(np.prod(v.shape)) * v.dtype.itemsize for v in batch.values())
-  return compiled, seconds, batch_bytes // trainer.mesh.devices.size
+  return compiled, seconds, batch_bytes // trainer.mesh.devices.size, (task, rows)
+
+
+def _residual_bytes(task, rows, microbatches: int) -> int:
+  """Bytes the forward pass of one micro-batch keeps for the backward pass."""
+  import jax  # pylint: disable=import-outside-toplevel
+  # jax.ad_checkpoint.print_saved_residuals prints this list; the function itself is private.
+  from jax._src import ad_checkpoint  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from transformer_jax.objectives import objective as objective_lib  # pylint: disable=import-outside-toplevel
+  micro = {k: v[:len(v) // microbatches] for k, v in rows.items()}
+  params = task.trainer.initial_state().params
+  loss = lambda p: objective_lib.train_loss(task.trainer.objective, p, micro,
+                                            jax.random.key(0))[0]
+  return sum(int(np.prod(aval.shape)) * aval.dtype.itemsize
+             for aval, source in ad_checkpoint.saved_residuals(loss, params)
+             if "from the argument" not in source)
 
 
 def worker(kind: str) -> list[dict]:
@@ -73,7 +91,7 @@ def worker(kind: str) -> list[dict]:
     layouts = {"DP": (n, 1, 1), "FSDP": (1, n, 1), "TP": (1, 1, n),
                "FSDP x TP": (1, n // 2, 2)}
     for name, (data, fsdp, tensor) in layouts.items():
-      compiled, _, batch_bytes = _compiled({"mesh.data_axis_size": data,
+      compiled, _, batch_bytes, _ = _compiled({"mesh.data_axis_size": data,
                                             "mesh.fsdp_axis_size": fsdp,
                                             "mesh.tensor_axis_size": tensor})
       memory = compiled.memory_analysis()
@@ -82,17 +100,19 @@ def worker(kind: str) -> list[dict]:
                       "temp_bytes": memory.temp_size_in_bytes})
   elif kind == "levers":
     for microbatches in (1, 2, 4, 8):
-      compiled, _, _ = _compiled({"train.microbatches": microbatches})
+      compiled, _, _, (task, rows) = _compiled({"train.microbatches": microbatches})
       results.append({"lever": f"train.microbatches={microbatches}",
-                      "temp_bytes": compiled.memory_analysis().temp_size_in_bytes})
+                      "temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
+                      "residual_bytes": _residual_bytes(task, rows, microbatches)})
     for remat in ("none", "full", "save_dots"):
-      compiled, _, _ = _compiled({"model.remat": remat})
+      compiled, _, _, (task, rows) = _compiled({"model.remat": remat})
       results.append({"lever": f"model.remat={remat}",
-                      "temp_bytes": compiled.memory_analysis().temp_size_in_bytes})
+                      "temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
+                      "residual_bytes": _residual_bytes(task, rows, 1)})
   else:
     for layers in (2, 4, 8, 16):
       for scan in (False, True):
-        _, seconds, _ = _compiled({"model.num_layers": layers, "model.scan_layers": scan})
+        _, seconds, _, _ = _compiled({"model.num_layers": layers, "model.scan_layers": scan})
         results.append({"layers": layers, "scan_layers": scan, "compile_seconds": seconds})
   return results
 
@@ -126,11 +146,15 @@ def main() -> None:
     for row in rows:
       print(f"{devices:>7} {row['layout']:>10} {_megabytes(row['state_bytes']):>12} "
             f"{row['state_bytes'] / dp:>6.1%} {_megabytes(row['temp_bytes']):>12}")
-  print("\n2. peak temporary memory, 1 device")
+  print("\n2. memory of one device: XLA's peak temporaries, and the forward pass's residuals")
+  print(f"{'lever':>28} {'temporaries':>12} {'ratio':>6} {'residuals':>12} {'ratio':>6}")
   rows = _child("levers", 1)
   for row in rows:
+    base = rows[0] if "microbatches" in row["lever"] else rows[4]
     print(f"{row['lever']:>28} {_megabytes(row['temp_bytes']):>12} "
-          f"{row['temp_bytes'] / rows[0]['temp_bytes'] if 'microbatches' in row['lever'] else row['temp_bytes'] / rows[4]['temp_bytes']:>6.2f}x")
+          f"{row['temp_bytes'] / base['temp_bytes']:>5.2f}x "
+          f"{_megabytes(row['residual_bytes']):>12} "
+          f"{row['residual_bytes'] / base['residual_bytes']:>5.2f}x")
   print("\n3. compile time of the train step, 1 device")
   print(f"{'layers':>6} {'unrolled':>10} {'scanned':>10}")
   rows = _child("compile", 1)
