@@ -3,8 +3,9 @@
   python experiments/benchmarks/train_step.py            # baby preset: 1x1, 2x1, 2x10
   python experiments/benchmarks/train_step.py --preset=default --settings=2x10
 
-A setting is DEVICESxSTEPS_PER_CALL (CPU devices, `train.steps_per_call`); each runs
-in its own process, as JAX fixes the device count at start-up. The first setting is
+A setting is DEVICESxSTEPS_PER_CALL (CPU devices, `train.steps_per_call`), with a
+trailing `f` for `train.flat_gradient_all_reduce` (2x10f); each runs in its own
+process, as JAX fixes the device count at start-up. The first setting is
 the baseline for the printed ratios. Model FLOPs per token
 are counted as nanoGPT does, 6N + 12·L·H·Q·T (N parameters without the position
 embedding, Q head dim, T context); MFU divides by the peak of a large float32
@@ -47,7 +48,7 @@ def flops_per_token(model_cfg, num_params: int) -> float:
           * model_cfg.head_dim * model_cfg.max_length)
 
 
-def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
+def run_one(preset: str, num_steps: int, steps_per_call: int, flat: bool = False) -> dict:
   """Runs in a child process whose CPU device count is already configured."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -57,7 +58,9 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
   from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
   from transformer_jax.training import partitioning, steps  # pylint: disable=import-outside-toplevel
 
-  cfg = configuration.validate(clm.get_config(preset))
+  config = clm.get_config(preset)
+  config.train.flat_gradient_all_reduce = flat
+  cfg = configuration.validate(config)
   # The task exactly as training builds it; its tokenizer and checkpoints go nowhere.
   with tempfile.TemporaryDirectory() as workdir:
     task = clm_experiment.build_task(cfg, workdir, need_data=True)
@@ -65,7 +68,8 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
     state = trainer.initial_state()
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     train_step = steps.make_train_step(trainer.objective, trainer.optimizer, trainer.shardings,
-                                       trainer.mesh, trainer.trainable, trainer.axis_rules)
+                                       trainer.mesh, trainer.trainable, trainer.axis_rules,
+                                       flat_all_reduce=flat)
     mesh, synchronous, t = trainer.mesh, trainer.synchronous, task.cfg.train
     key = jax.random.key(0)
   def timed(num_calls: int, first_step: int):
@@ -89,7 +93,8 @@ def run_one(preset: str, num_steps: int, steps_per_call: int) -> dict:
   tokens_per_step = t.batch_size * model_cfg.max_length
   peak = measure_matmul_peak(list(mesh.devices.flat))
   model_flops = flops_per_token(model_cfg, num_params) * tokens_per_step / seconds_per_step
-  return {"devices": int(mesh.devices.size), "steps_per_call": k, "parameters": int(num_params),
+  return {"devices": int(mesh.devices.size), "steps_per_call": f"{k}{'f' if flat else ''}",
+          "parameters": int(num_params),
           "milliseconds_per_step": 1000 * seconds_per_step,
           "input_milliseconds_per_step": 1000 * input_seconds,
           "tokens_per_second": tokens_per_step / seconds_per_step,
@@ -106,10 +111,11 @@ def main():
   parser.add_argument("--child", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child is not None:
-    devices, steps_per_call = (int(x) for x in args.child.split("x"))
+    devices, steps_per_call = args.child.rstrip("f").split("x")
     import jax  # pylint: disable=import-outside-toplevel
-    jax.config.update("jax_num_cpu_devices", devices)
-    print(json.dumps(run_one(args.preset, args.num_steps, steps_per_call)))
+    jax.config.update("jax_num_cpu_devices", int(devices))
+    print(json.dumps(run_one(args.preset, args.num_steps, int(steps_per_call),
+                             flat=args.child.endswith("f"))))
     return
   results = []
   for setting in args.settings.split(","):
