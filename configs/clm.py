@@ -83,6 +83,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
   config.train.steps_per_call = 1
   config.train.label_smoothing = 0.0
+  config.train.max_nonfinite_steps = 5  # Skipped NaN/inf steps in a row before the run stops.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20

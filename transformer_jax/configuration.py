@@ -97,6 +97,9 @@ class TrainConfig:
   # speed changes: batches, keys and updates are the same step by step.
   steps_per_call: int
   label_smoothing: float = 0.0  # Mass spread uniformly over the vocabulary in training targets.
+  # A step whose loss or gradient norm is NaN or infinite changes nothing (it is skipped
+  # and counted); this many in a row stop the run.
+  max_nonfinite_steps: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +243,7 @@ def _check_train(t: TrainConfig) -> None:
   _require(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
   _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
+  _require(t.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", "must be >= 1")
 
 
 def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
