@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from absl import logging
 
@@ -20,7 +21,7 @@ from transformer_jax import configuration
 from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import lm_data
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError
-from transformer_jax.training import partitioning
+from transformer_jax.training import partitioning, workdir_lock
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
 from transformer_jax.training.metrics_writer import MetricsWriter
 
@@ -107,8 +108,15 @@ def train(task: Task, workdir: str, tokens_per_step: int,
           more_metrics: Optional[MoreMetrics] = None) -> Optional[TrainResult]:
   """Resumes or starts, trains to train.num_steps; None if interrupted by a signal.
 
-  more_metrics(params): metrics added to every evaluation (see Trainer.train).
+  more_metrics(params): metrics added to every evaluation (see Trainer.train). Holds the
+  workdir's training lock throughout: one training run per workdir (see workdir_lock).
   """
+  with workdir_lock.WorkdirLock(workdir, enabled=jax.process_index() == 0):
+    return _train_locked(task, workdir, tokens_per_step, more_metrics)
+
+
+def _train_locked(task: Task, workdir: str, tokens_per_step: int,
+                  more_metrics: Optional[MoreMetrics]) -> Optional[TrainResult]:
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
     state = task.trainer.initial_state()
