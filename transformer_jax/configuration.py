@@ -164,6 +164,7 @@ PACKINGS = ("none", "stream", "documents")
 # The row layouts each experiment builds; mlm makes its own sentence-pair rows.
 EXPERIMENT_PACKINGS = {"clm": ("stream", "documents"), "seq2seq": ("none", "documents")}
 NORMALIZATIONS = ("none", "NFC", "NFKC")
+BPE_BYTES = 256  # A byte-level BPE vocabulary holds every byte (bpe_tokenizer.BYTES).
 
 
 def _convert(name: str, value: Any, annotation: Any) -> Any:
@@ -261,6 +262,10 @@ def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
   _require(d.tokenizer != "bpe" or d.vocab_size > 0 or bool(d.tokenizer_path),
            "data.vocab_size", "must be positive to train a bpe tokenizer")
   _require(d.vocab_size >= 0, "data.vocab_size", "must be >= 0")
+  # The exact minimum adds the experiment's special tokens (lm_data.make_tokenizer).
+  _require(d.tokenizer != "bpe" or bool(d.tokenizer_path) or d.vocab_size > BPE_BYTES,
+           "data.vocab_size", f"{d.vocab_size} is too small: a bpe vocabulary holds the "
+           f"{BPE_BYTES} bytes plus the experiment's special tokens")
   _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
            f"must be in [0, model.max_length={max_length})")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")

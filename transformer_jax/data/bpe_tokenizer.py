@@ -15,7 +15,7 @@ import numpy as np
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from transformer_jax.errors import DataError
+from transformer_jax.errors import ConfigError, DataError
 
 FILE_NAME = "tokenizer.json"
 
@@ -54,6 +54,16 @@ class BpeTokenizer:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return cls(tokenizer)
+
+  @staticmethod
+  def check_vocab_size(vocab_size: int, special_tokens: Sequence[str] = ()) -> None:
+    """Raises ConfigError naming `data.vocab_size` unless it holds the bytes and the
+    special tokens (`train` itself raises ValueError: it knows no config)."""
+    minimum = BYTES + len(special_tokens)
+    if vocab_size < minimum:
+      raise ConfigError("data.vocab_size", f"{vocab_size} is below the {BYTES} bytes plus the "
+                        f"{len(special_tokens)} special tokens this experiment needs: use at "
+                        f"least {minimum}")
 
   @property
   def vocab_size(self) -> int:
@@ -104,8 +114,10 @@ class BpeTokenizer:
 
   @classmethod
   def load(cls, path: str) -> BpeTokenizer:
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
       raise DataError(f"tokenizer file not found: {path}")
+    if not os.path.isfile(path):
+      raise DataError(f"tokenizer file {path} is not a regular file")
     try:
       tokenizer = tokenizers.Tokenizer.from_file(path)
     except Exception as e:  # The library raises bare Exceptions.

@@ -82,6 +82,8 @@ class CharTokenizer:
   @classmethod
   def load_file(cls, path: str) -> CharTokenizer:
     """A vocabulary file under any name (`data.tokenizer_path`)."""
+    if os.path.exists(path) and not os.path.isfile(path):  # A FIFO would block open().
+      raise DataError(f"vocabulary file {path} is not a regular file")
     try:
       with open(path, encoding="utf-8") as f:
         contents = json.load(f)

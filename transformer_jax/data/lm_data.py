@@ -105,6 +105,7 @@ def make_tokenizer(d: DataConfig, workdir: str, texts: Sequence[str], special: S
     return load_tokenizer(d.tokenizer, saved)
   if d.tokenizer == "char":
     return CharTokenizer(sorted(set("".join(texts))), special_tokens=special)
+  BpeTokenizer.check_vocab_size(d.vocab_size, special)  # One line naming data.vocab_size.
   return BpeTokenizer.train(texts, d.vocab_size, special)
 
 
