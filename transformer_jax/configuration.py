@@ -9,6 +9,7 @@ the training loop only ever see the frozen dataclasses. Every problem raises a
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import ml_collections
@@ -165,15 +166,40 @@ PACKINGS = ("none", "stream", "documents")
 EXPERIMENT_PACKINGS = {"clm": ("stream", "documents"), "seq2seq": ("none", "documents")}
 NORMALIZATIONS = ("none", "NFC", "NFKC")
 BPE_BYTES = 256  # A byte-level BPE vocabulary holds every byte (bpe_tokenizer.BYTES).
+INT64_LIMIT = 2**63
+SEED_LIMIT = 2**31  # Seeds feed jax.random.key(seed + 1) and numpy's generators.
+STEP_LIMIT = 2**31  # The step counter is int32.
+
+
+def _show(value: Any) -> str:
+  """A value for a one-line message: repr, shortened (an int of 10**5000 has no repr)."""
+  if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+    return f"an integer of {value.bit_length()} bits"
+  try:
+    text = repr(value)
+  except ValueError:  # Holds an int too long for str().
+    return f"a {type(value).__name__}"
+  return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _convert(name: str, value: Any, annotation: Any) -> Any:
-  """Checks one value against its dataclass annotation (ints widen to floats)."""
+  """Checks one value against its dataclass annotation (ints widen to floats).
+
+  Numbers must be finite and ints within int64: no field means anything beyond, and
+  every later message and computation can trust them.
+  """
   kind = {"int": int, "float": float, "str": str, "bool": bool}[annotation]
-  if kind is float and isinstance(value, int) and not isinstance(value, bool):
-    return float(value)
+  is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if kind in (int, float) and is_number and isinstance(value, int) and not (
+      -INT64_LIMIT <= value < INT64_LIMIT):
+    raise ConfigError(name, f"{_show(value)} is out of range")
+  if kind is float and is_number:
+    value = float(value)
+    if not math.isfinite(value):
+      raise ConfigError(name, f"must be finite, got {value}")
+    return value
   if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-    raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+    raise ConfigError(name, f"expected {kind.__name__}, got {_show(value)}")
   return value
 
 
@@ -245,6 +271,8 @@ def _check_train(t: TrainConfig) -> None:
   _require(t.grad_clip_norm >= 0, "train.grad_clip_norm", "must be >= 0")
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
   _require(t.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", "must be >= 1")
+  _require(t.num_steps < STEP_LIMIT, "train.num_steps", f"must be below {STEP_LIMIT}")
+  _require(0 <= t.seed < SEED_LIMIT, "train.seed", f"must be in [0, {SEED_LIMIT})")
 
 
 def _check_data(d: DataConfig, max_length: int, experiment: str) -> None:
@@ -301,6 +329,7 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(s.length_penalty >= 0, "decode.length_penalty",
            f"must be >= 0, got {s.length_penalty}")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
+  _require(0 <= s.seed < SEED_LIMIT, "decode.seed", f"must be in [0, {SEED_LIMIT})")
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   _require(cfg.mesh.data_axis_size == -1 or cfg.mesh.data_axis_size > 0,
            "mesh.data_axis_size", "must be -1 (all devices) or positive")

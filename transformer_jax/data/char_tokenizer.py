@@ -88,5 +88,5 @@ class CharTokenizer:
       with open(path, encoding="utf-8") as f:
         contents = json.load(f)
       return cls(contents["characters"], contents.get("special_tokens", ()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
       raise DataError(f"cannot load vocabulary {path}: {e}") from e
