@@ -3,7 +3,9 @@ user error, whatever the bytes: random bytes, invalid UTF-8, truncated or corrup
 malformed JSONL and TSV, deep JSON, empty and very long lines.
 
 Readers: `sources.read_documents` (text, jsonl, tsv, aligned; `.gz`), `text_files.read_text`,
-`line_files.read_lines`, `CharTokenizer.load_file` and `BpeTokenizer.load`.
+`line_files.read_lines`, `CharTokenizer.load_file` and `BpeTokenizer.load`; and the
+tokenizers' `encode` of any text, lone surrogates included (what invalid UTF-8 in a
+command-line argument becomes).
 """
 
 import gzip
@@ -117,16 +119,17 @@ def scratch(tmp_path_factory) -> str:
 
 
 @fuzz_settings(300)
-@given(format=st.sampled_from(["text", "jsonl", "tsv", "aligned"]), data=st.data(),
+@given(data_format=st.sampled_from(["text", "jsonl", "tsv", "aligned"]), data=st.data(),
        invalid_utf8=st.sampled_from(["fail", "replace"]),
        text_field=st.sampled_from(["text", "body", ""]))
-def test_read_documents(scratch, format, data, invalid_utf8, text_field):  # pylint: disable=redefined-builtin
-  like = format if format in ("jsonl", "tsv") else "free"
+def test_read_documents(scratch, data_format, data, invalid_utf8, text_field):
+  like = data_format if data_format in ("jsonl", "tsv") else "free"
   source, target = data.draw(_file_bytes(like)), data.draw(_file_bytes(like))
   with tempfile.TemporaryDirectory(dir=scratch) as directory:
     path = _write(directory, "source", source)
-    target_path = _write(directory, "target", target) if format == "aligned" else ""
-    corpus = _works_or_user_error(sources.read_documents, path, format, text_field=text_field,
+    target_path = _write(directory, "target", target) if data_format == "aligned" else ""
+    corpus = _works_or_user_error(sources.read_documents, path, data_format,
+                                  text_field=text_field,
                                   target_path=target_path, invalid_utf8=invalid_utf8)
     if corpus is not None:
       assert corpus.documents and all(isinstance(d.text, str) for d in corpus.documents)
@@ -181,7 +184,8 @@ def test_char_vocabulary_files(scratch, content):
           tokenizer.characters)
 
 
-_BPE_JSON = BpeTokenizer.train(["the cat sat on the mat " * 20], 300, ["<pad>", "<eos>"]).to_json()
+_BPE = BpeTokenizer.train(["the cat sat on the mat " * 20], 300, ["<pad>", "<eos>"])
+_BPE_JSON = _BPE.to_json()
 
 
 @st.composite
@@ -216,3 +220,16 @@ def test_bpe_tokenizer_files(scratch, content):
     tokenizer = _works_or_user_error(BpeTokenizer.load, path)
     if tokenizer is not None:
       assert tokenizer.vocab_size > 0
+
+
+@fuzz_settings(300)
+@given(text=st.one_of(_TEXT, st.text()))
+def test_tokenizers_encode_any_text(text):
+  ids = _works_or_user_error(_BPE.encode, text)
+  if ids is not None:  # Byte level, no normalizer: exactly the text back.
+    assert _BPE.decode(ids) == text
+  char = CharTokenizer.from_text("abc\t\n猫")
+  ids = _works_or_user_error(char.encode, text)
+  assert (ids is not None) == (set(text) <= set("abc\t\n猫"))
+  if ids is not None:
+    assert char.decode(ids) == text

@@ -9,6 +9,7 @@ does the training and encoding in Rust, which keeps corpora of many megabytes fa
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from transformer_jax.errors import ConfigError, DataError
 FILE_NAME = "tokenizer.json"
 
 BYTES = 256  # The initial alphabet: every byte value.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _one_line(error: Exception) -> str:
@@ -84,11 +86,20 @@ class BpeTokenizer:
 
   def encode(self, text: str) -> np.ndarray:
     """[N] int32 ids. Special tokens written in the text encode as their single id."""
-    return np.asarray(self._tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+    return self.encode_batch([text])[0]
 
   def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
     """`encode` of each text, the texts spread over threads: the fast path for corpora."""
-    encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    texts = list(texts)
+    try:
+      encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+    except TypeError:  # The library's answer to a lone surrogate, which has no UTF-8.
+      for text in texts:
+        bad = _SURROGATE.search(text) if isinstance(text, str) else None
+        if bad:
+          raise DataError(f"the text holds {bad.group()!r}, not a Unicode character (invalid "
+                          "UTF-8 in a command-line argument?)") from None
+      raise
     return [np.asarray(encoding.ids, np.int32) for encoding in encodings]
 
   def decode(self, ids, skip_special_tokens: bool = False) -> str:

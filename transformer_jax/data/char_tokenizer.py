@@ -51,7 +51,9 @@ class CharTokenizer:
 
   def encode(self, text: str) -> np.ndarray:
     """[N] int32 ids. Raises DataError naming the first character not in the vocabulary."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (invalid UTF-8 in a command-line argument) is one
+    # more character, reported below if the vocabulary lacks it.
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
     in_range = codes < len(self._table)
     ids = np.where(in_range, self._table[np.where(in_range, codes, 0)], -1)
     if (ids < 0).any():

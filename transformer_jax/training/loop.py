@@ -198,14 +198,15 @@ class Trainer:
               "tokens_per_second": tokens_per_step / seconds_per_step,
               "input_milliseconds_per_step": 1000 * input_seconds / max(timed_steps, 1),
           }
+          skipped_note = ""
           if skipped.any():  # Only then, so a finite run's records keep their keys.
             record["train_nonfinite_steps"] = int(skipped.sum())
+            skipped_note = f" | skipped {int(skipped.sum())} non-finite steps"
           writer.write(step, record)
           logging.info("step %d/%d | train_loss %.4f | lr %.2e | %s tokens/s | ETA %s%s",
                        step, c.num_steps, record["train_loss"], record["learning_rate"],
                        f"{record['tokens_per_second']:,.0f}",
-                       _duration(seconds_per_step * (c.num_steps - step)),
-                       f" | skipped {int(skipped.sum())} non-finite steps" if skipped.any() else "")
+                       _duration(seconds_per_step * (c.num_steps - step)), skipped_note)
           if watch.poll(wait=True) is not None:
             raise watch.error(self.checkpointer.latest_step())
           pending, timed_steps = [], 0
