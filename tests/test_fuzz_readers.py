@@ -14,7 +14,7 @@ import os
 import tempfile
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fuzzing import assert_one_line_user_error, fuzz_settings
@@ -212,6 +212,9 @@ def _tokenizer_file(draw) -> bytes:
 
 @fuzz_settings(300)
 @given(content=_tokenizer_file())
+# Found by a longer run: a long continuing_subword_prefix made the library panic.
+@example(content=json.dumps({**json.loads(_BPE_JSON), "model": {
+    **json.loads(_BPE_JSON)["model"], "continuing_subword_prefix": "x" * 20}}).encode())
 def test_bpe_tokenizer_files(scratch, content):
   with tempfile.TemporaryDirectory(dir=scratch) as directory:
     path = os.path.join(directory, "tokenizer.json")

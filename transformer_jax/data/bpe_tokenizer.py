@@ -131,7 +131,12 @@ class BpeTokenizer:
       raise DataError(f"tokenizer file {path} is not a regular file")
     try:
       tokenizer = tokenizers.Tokenizer.from_file(path)
-    except Exception as e:  # The library raises bare Exceptions.
+    # The library raises bare Exceptions and, on some malformed files (a
+    # continuing_subword_prefix longer than a merge), a Rust panic: pyo3's
+    # PanicException, a BaseException.
+    except BaseException as e:  # pylint: disable=broad-exception-caught
+      if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+        raise  # KeyboardInterrupt, SystemExit.
       raise DataError(f"cannot load tokenizer {path}: {_one_line(e)}") from e
     if not isinstance(tokenizer.model, models.BPE):
       raise DataError(f"cannot load tokenizer {path}: its model is "
