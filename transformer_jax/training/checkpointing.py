@@ -99,8 +99,10 @@ class Checkpointer:
     self._in_flight = None
 
   def close(self) -> None:
-    self.wait()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()  # Its own wait does not raise a failure twice.
 
   @contextlib.contextmanager
   def closing(self) -> Iterator[Checkpointer]:
