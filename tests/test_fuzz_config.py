@@ -36,7 +36,7 @@ _VALUE = st.one_of(_NUMBER, _NUMBER, st.booleans(), st.none(), st.text(max_size=
                    st.lists(_NUMBER, max_size=2))
 
 
-@fuzz_settings(1000)
+@fuzz_settings(600)
 @given(config=st.sampled_from(CONFIGS),
        changes=st.lists(st.tuples(st.sampled_from(FIELDS), _VALUE), min_size=1, max_size=3))
 def test_any_numeric_value_validates_or_names_a_field(config, changes):

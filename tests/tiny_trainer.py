@@ -1,4 +1,4 @@
-"""An in-process `Trainer` on a 2-layer decoder whose batches can carry a NaN at chosen steps.
+"""An in-process `Trainer` on a 1-layer decoder whose batches can carry a NaN at chosen steps.
 
 For loop tests that need to know what happens at one step (a NaN, a failed save)
 without a subprocess: batches are random tokens, a pure function of the step,
@@ -68,7 +68,7 @@ def train_config(**overrides) -> configuration.TrainConfig:
 
 def make_trainer(workdir, config: configuration.TrainConfig) -> Trainer:
   model_cfg = dataclasses.replace(configuration.validate(clm.get_config("tiny")).model,
-                                  max_length=LENGTH, vocab_size=VOCAB_SIZE)
+                                  num_layers=1, max_length=LENGTH, vocab_size=VOCAB_SIZE)
   model = Decoder(model_cfg)
   example = jnp.zeros((1, LENGTH), jnp.int32)
   mesh = partitioning.make_mesh(configuration.MeshConfig(data_axis_size=-1, num_cpu_devices=0),
