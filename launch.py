@@ -16,7 +16,7 @@ from ml_collections import config_flags
 from experiments.task import ModeInputs
 from transformer_jax import configuration
 from transformer_jax.errors import UserError
-from transformer_jax.training import distributed, partitioning
+from transformer_jax.training import checkpointing, distributed, partitioning
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a preset: configs/clm.py:baby.",
@@ -46,13 +46,19 @@ flags.mark_flag_as_required("config")
 class _QuietLibraries(logging_std.Filter):
   """Keeps INFO chatter of checkpointing and backend discovery off the console.
 
-  Warnings and errors from every library still show; `--verbosity=1` shows all.
+  Warnings and errors from every library still show, except the tracebacks orbax's
+  threads log for a checkpoint write that failed (disk full...): the Checkpointer
+  reports that as one line. `--verbosity=1` shows all.
   """
-  _NOISY = (f"{os.sep}orbax{os.sep}", f"{os.sep}jax{os.sep}_src{os.sep}")
+  _ORBAX = f"{os.sep}orbax{os.sep}"
+  _NOISY = (_ORBAX, f"{os.sep}jax{os.sep}_src{os.sep}")
 
   def filter(self, record):
-    if record.levelno >= logging_std.WARNING or logging.get_verbosity() >= 1:
+    if logging.get_verbosity() >= 1:
       return True
+    if record.levelno >= logging_std.WARNING:
+      return not (self._ORBAX in record.pathname and record.exc_info
+                  and checkpointing.os_error_of(record.exc_info[1]) is not None)
     return not any(part in record.pathname for part in self._NOISY)
 
 

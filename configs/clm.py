@@ -90,6 +90,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
   config.train.microbatches = 1  # Gradient accumulation: micro-batches per device per step.
   config.train.flat_gradient_all_reduce = False  # One flat gradient all-reduce (pure DP).
+  config.train.max_nonfinite_steps = 5  # Skipped NaN/inf steps in a row before the run stops.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.num_batches = 20

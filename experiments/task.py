@@ -15,6 +15,7 @@ import os
 from typing import Callable, Iterable, Optional, Protocol
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from absl import logging
 
@@ -25,7 +26,8 @@ from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
 from transformer_jax.models import layer_stack
 from transformer_jax.objectives.objective import Objective
-from transformer_jax.training import checkpointing, distributed, partitioning, warm_start
+from transformer_jax.training import (checkpointing, distributed, partitioning, warm_start,
+                                      workdir_lock)
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
 from transformer_jax.training.metrics_writer import MetricsWriter
 
@@ -197,12 +199,20 @@ def train(task: Task, workdir: str, tokens_per_step: int,
           more_metrics: Optional[MoreMetrics] = None) -> Optional[TrainResult]:
   """Resumes or starts, trains to train.num_steps; None if interrupted by a signal.
 
-  more_metrics(params): metrics added to every evaluation (see Trainer.train).
+  more_metrics(params): metrics added to every evaluation (see Trainer.train). Holds the
+  workdir's training lock throughout: one training run per workdir (see workdir_lock).
   """
   if task.cfg.model.dtype == "float16":
     raise ConfigError("model.dtype", "float16 trains only with loss scaling, which this "
                       "codebase does not do: train in bfloat16 (float16 is fine for eval and "
                       "decoding)")
+  os.makedirs(workdir, exist_ok=True)  # Every check that writes nothing has passed.
+  with workdir_lock.WorkdirLock(workdir, enabled=distributed.is_main_process()):
+    return _train_locked(task, workdir, tokens_per_step, more_metrics)
+
+
+def _train_locked(task: Task, workdir: str, tokens_per_step: int,
+                  more_metrics: Optional[MoreMetrics]) -> Optional[TrainResult]:
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
     state = initial_state(task)

@@ -19,6 +19,7 @@ from transformer_jax.training.metrics_writer import read_metrics
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SIGNAL_AT_STEP = pathlib.Path(__file__).resolve().parent / "signal_at_step.py"
+DURING_TRAINING = pathlib.Path(__file__).resolve().parent / "during_training.py"
 TRACEBACK = "Traceback (most recent call last)"
 
 # Every step logged, an evaluation and a checkpoint every 10 steps, dropout on (so
@@ -37,11 +38,14 @@ class Run(NamedTuple):
 
 
 def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
-               signal_at_step: tuple[str, int] | None = None) -> Run:
+               signal_at_step: tuple[str, int] | None = None,
+               during_training: tuple[int, str, str] | None = None) -> Run:
   """`python launch.py FLAGS` from the repository root on `devices` emulated CPU devices.
 
   signal_at_step=('SIGTERM', 13): the process signals itself when the training
   loop asks for the batch of step 13 (see signal_at_step.py).
+  during_training=(25, commands_json, results_json): at the batch of step 25, the
+  launch.py commands listed in commands_json run beside it (see during_training.py).
   """
   env = dict(os.environ)
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
@@ -50,6 +54,9 @@ def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
   if signal_at_step is not None:
     name, step = signal_at_step
     command = [sys.executable, str(SIGNAL_AT_STEP), name, str(step)]
+  if during_training is not None:
+    step, commands_path, results_path = during_training
+    command = [sys.executable, str(DURING_TRAINING), str(step), commands_path, results_path]
   completed = subprocess.run(command + list(flags), cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=timeout, check=False)
   return Run(completed.returncode, completed.stdout, completed.stderr)

@@ -3,6 +3,8 @@
 import json
 import math
 
+import pytest
+
 from transformer_jax.training.metrics_writer import MetricsWriter, read_metrics
 
 
@@ -20,10 +22,13 @@ def test_records_append_with_step_and_survive_a_reopen(tmp_path):
 
 def test_non_finite_values_stay_valid_json(tmp_path):
   writer = MetricsWriter(str(tmp_path), enable_tensorboard=False)
-  writer.write(1, {"train_loss": float("nan")})
+  writer.write(1, {"train_loss": float("nan"), "train_grad_norm": float("inf"),
+                   "learning_rate": -float("inf")})
   writer.close()
   line = (tmp_path / "metrics.jsonl").read_text().strip()
-  assert json.loads(line) == {"step": 1, "train_loss": "nan"}
+  # Strict JSON (no NaN/Infinity tokens): null, as issue 15 asks, not the string "nan".
+  assert json.loads(line, parse_constant=lambda name: pytest.fail(name)) == {
+      "step": 1, "train_loss": None, "train_grad_norm": None, "learning_rate": None}
 
 
 def test_only_the_writing_process_writes(tmp_path):

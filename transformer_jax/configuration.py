@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import re
 from typing import Any, Optional
 
@@ -176,6 +177,9 @@ class TrainConfig:
   # Data parallelism with the gradients summed in one flat all-reduce (shard_map); pure
   # data-parallel meshes only. Faster on CPU devices; dropout then draws per device.
   flat_gradient_all_reduce: bool = False
+  # A step whose loss or gradient norm is NaN or infinite changes nothing (it is skipped
+  # and counted); this many in a row stop the run.
+  max_nonfinite_steps: int = 5
 
   @property
   def init_source(self) -> tuple[str, Optional[int]]:
@@ -244,15 +248,41 @@ _SECTIONS = {
     "mesh": MeshConfig,
 }
 _DERIVED_FIELDS = {("model", "vocab_size")}
+BPE_BYTES = 256  # A byte-level BPE vocabulary holds every byte (bpe_tokenizer.BYTES).
+INT64_LIMIT = 2**63
+SEED_LIMIT = 2**31  # Seeds feed jax.random.key(seed + 1) and numpy's generators.
+STEP_LIMIT = 2**31  # The step counter is int32.
+
+
+def _show(value: Any) -> str:
+  """A value for a one-line message: repr, shortened (an int of 10**5000 has no repr)."""
+  if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+    return f"an integer of {value.bit_length()} bits"
+  try:
+    text = repr(value)
+  except ValueError:  # Holds an int too long for str().
+    return f"a {type(value).__name__}"
+  return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _convert(name: str, value: Any, annotation: Any) -> Any:
-  """Checks one value against its dataclass annotation (ints widen to floats)."""
+  """Checks one value against its dataclass annotation (ints widen to floats).
+
+  Numbers must be finite and ints within int64: no field means anything beyond, and
+  every later message and computation can trust them.
+  """
   kind = {"int": int, "float": float, "str": str, "bool": bool}[annotation]
-  if kind is float and isinstance(value, int) and not isinstance(value, bool):
-    return float(value)
+  is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if kind in (int, float) and is_number and isinstance(value, int) and not (
+      -INT64_LIMIT <= value < INT64_LIMIT):
+    raise ConfigError(name, f"{_show(value)} is out of range")
+  if kind is float and is_number:
+    value = float(value)
+    if not math.isfinite(value):
+      raise ConfigError(name, f"must be finite, got {value}")
+    return value
   if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-    raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+    raise ConfigError(name, f"expected {kind.__name__}, got {_show(value)}")
   return value
 
 
@@ -345,6 +375,9 @@ def _check_train(t: TrainConfig) -> None:
   _require(bool(patterns(t.trainable)), "train.trainable",
            "must hold at least one regular expression ('.*' trains everything)")
   _check_patterns("train.trainable", t.trainable)
+  _require(t.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", "must be >= 1")
+  _require(t.num_steps < STEP_LIMIT, "train.num_steps", f"must be below {STEP_LIMIT}")
+  _require(0 <= t.seed < SEED_LIMIT, "train.seed", f"must be in [0, {SEED_LIMIT})")
 
 
 def _check_data(d: DataConfig, max_length: int) -> None:
@@ -357,6 +390,10 @@ def _check_data(d: DataConfig, max_length: int) -> None:
   _require(d.tokenizer != "bpe" or d.vocab_size > 0 or bool(d.tokenizer_path),
            "data.vocab_size", "must be positive to train a bpe tokenizer")
   _require(d.vocab_size >= 0, "data.vocab_size", "must be >= 0")
+  # The exact minimum adds the experiment's special tokens (data/tokenizer.py: make).
+  _require(d.tokenizer != "bpe" or bool(d.tokenizer_path) or d.vocab_size > BPE_BYTES,
+           "data.vocab_size", f"{d.vocab_size} is too small: a bpe vocabulary holds the "
+           f"{BPE_BYTES} bytes plus the experiment's special tokens")
   _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
            f"must be in [0, model.max_length={max_length})")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
@@ -385,6 +422,7 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(s.length_penalty >= 0, "decode.length_penalty",
            f"must be >= 0, got {s.length_penalty}")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
+  _require(0 <= s.seed < SEED_LIMIT, "decode.seed", f"must be in [0, {SEED_LIMIT})")
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   sizes = {f"mesh.{axis}_axis_size": getattr(cfg.mesh, f"{axis}_axis_size")
            for axis in ("data", "fsdp", "tensor")}

@@ -31,3 +31,19 @@ class CheckpointMismatchError(CheckpointError):
   def __init__(self, message: str, differences: list[tuple[str, str]]):
     super().__init__(message)
     self.differences = differences
+
+
+class NonFiniteTrainingError(UserError):
+  """Training stopped: the loss or gradients stayed NaN or infinite, or the parameters became so.
+
+  The message names the step and the usual causes; no checkpoint of non-finite
+  values is ever written, so the latest checkpoint is still a good one.
+  """
+
+
+class WorkdirLockedError(UserError):
+  """Another training run holds the workdir. The message names the holder."""
+
+
+class CheckpointWriteError(UserError):
+  """A checkpoint could not be written (disk full, permission). The previous one is intact."""

@@ -9,6 +9,7 @@ does the training and encoding in Rust, which keeps corpora of many megabytes fa
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -16,9 +17,10 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from transformer_jax.data.text_files import write_text
-from transformer_jax.errors import DataError
+from transformer_jax.errors import ConfigError, DataError
 
 BYTES = 256  # The initial alphabet: every byte value.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _one_line(error: Exception) -> str:
@@ -54,6 +56,16 @@ class BpeTokenizer:
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return cls(tokenizer)
 
+  @staticmethod
+  def check_vocab_size(vocab_size: int, special_tokens: Sequence[str] = ()) -> None:
+    """Raises ConfigError naming `data.vocab_size` unless it holds the bytes and the
+    special tokens (`train` itself raises ValueError: it knows no config)."""
+    minimum = BYTES + len(special_tokens)
+    if vocab_size < minimum:
+      raise ConfigError("data.vocab_size", f"{vocab_size} is below the {BYTES} bytes plus the "
+                        f"{len(special_tokens)} special tokens this experiment needs: use at "
+                        f"least {minimum}")
+
   @property
   def vocab_size(self) -> int:
     return self._tokenizer.get_vocab_size(with_added_tokens=True)
@@ -73,11 +85,20 @@ class BpeTokenizer:
 
   def encode(self, text: str) -> np.ndarray:
     """[N] int32 ids. Special tokens written in the text encode as their single id."""
-    return np.asarray(self._tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+    return self.encode_batch([text])[0]
 
   def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
     """`encode` of each text, the texts spread over threads: the fast path for corpora."""
-    encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    texts = list(texts)
+    try:
+      encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+    except TypeError:  # The library's answer to a lone surrogate, which has no UTF-8.
+      for text in texts:
+        bad = _SURROGATE.search(text) if isinstance(text, str) else None
+        if bad:
+          raise DataError(f"the text holds {bad.group()!r}, not a Unicode character (invalid "
+                          "UTF-8 in a command-line argument?)") from None
+      raise
     return [np.asarray(encoding.ids, np.int32) for encoding in encodings]
 
   def decode(self, ids, skip_special_tokens: bool = False) -> str:
@@ -98,11 +119,18 @@ class BpeTokenizer:
 
   @classmethod
   def load(cls, path: str) -> BpeTokenizer:
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
       raise DataError(f"tokenizer file not found: {path}")
+    if not os.path.isfile(path):
+      raise DataError(f"tokenizer file {path} is not a regular file")
     try:
       tokenizer = tokenizers.Tokenizer.from_file(path)
-    except Exception as e:  # The library raises bare Exceptions.
+    # The library raises bare Exceptions and, on some malformed files (a
+    # continuing_subword_prefix longer than a merge), a Rust panic: pyo3's
+    # PanicException, a BaseException.
+    except BaseException as e:  # pylint: disable=broad-exception-caught
+      if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+        raise  # KeyboardInterrupt, SystemExit.
       raise DataError(f"cannot load tokenizer {path}: {_one_line(e)}") from e
     if not isinstance(tokenizer.model, models.BPE):
       raise DataError(f"cannot load tokenizer {path}: its model is "

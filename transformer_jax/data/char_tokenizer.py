@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Sequence
 
 import numpy as np
@@ -48,7 +49,9 @@ class CharTokenizer:
 
   def encode(self, text: str) -> np.ndarray:
     """[N] int32 ids. Raises DataError naming the first character not in the vocabulary."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (invalid UTF-8 in a command-line argument) is one
+    # more character, reported below if the vocabulary lacks it.
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
     in_range = codes < len(self._table)
     ids = np.where(in_range, self._table[np.where(in_range, codes, 0)], -1)
     if (ids < 0).any():
@@ -73,9 +76,11 @@ class CharTokenizer:
   @classmethod
   def load(cls, path: str) -> CharTokenizer:
     """A vocabulary file as `save` writes it, under any name."""
+    if os.path.exists(path) and not os.path.isfile(path):  # A FIFO would block open().
+      raise DataError(f"vocabulary file {path} is not a regular file")
     try:
       with open(path, encoding="utf-8") as f:
         contents = json.load(f)
       return cls(contents["characters"], contents.get("special_tokens", ()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
       raise DataError(f"cannot load vocabulary {path}: {e}") from e

@@ -20,9 +20,15 @@ STDIN = "-"
 def read_lines(path: str, flag: str) -> list[str]:
   """The lines of `path` (or stdin for '-'), without line ends; a final newline adds none."""
   if path == STDIN:
-    return sys.stdin.read().splitlines()
-  if not os.path.isfile(path):
+    try:
+      return sys.stdin.read().splitlines()
+    except UnicodeDecodeError as e:
+      raise DataError(f"{flag}: standard input is not valid UTF-8 ({e.reason} at byte "
+                      f"{e.start})") from e
+  if not os.path.exists(path):
     raise DataError(f"{flag}: file not found: {path}")
+  if not os.path.isfile(path):  # A directory, /dev/null, a FIFO (which would block)...
+    raise DataError(f"{flag}: {path} is not a regular file")
   try:
     with open(path, encoding="utf-8") as f:
       return f.read().splitlines()

@@ -141,10 +141,15 @@ def parse_jsonl(path: str, text: str, text_field: str) -> list[Document]:
       record = json.loads(line)
     except json.JSONDecodeError as e:
       raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+    except RecursionError as e:
+      raise DataError(f"{where}: JSON nested too deeply") from e
+    except ValueError as e:  # A number of more than 4300 digits.
+      raise DataError(f"{where}: not valid JSON ({e})") from e
     if not isinstance(record, dict):
       raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if text_field not in record:
-      raise DataError(f"{where}: no field {text_field!r} (fields: {', '.join(record)})")
+      fields = ", ".join(name if name.isprintable() else repr(name) for name in record)
+      raise DataError(f"{where}: no field {text_field!r} (fields: {fields})")
     value = record[text_field]
     if not isinstance(value, str):
       raise DataError(f"{where}: field {text_field!r} is {type(value).__name__}, "

@@ -8,6 +8,7 @@ invalid bytes (web-scraped corpora often hold a few) and needs to know how many.
 import gzip
 import os
 import re
+import zlib
 
 from transformer_jax.configuration import INVALID_UTF8_POLICIES
 from transformer_jax.errors import DataError
@@ -34,7 +35,7 @@ def read_bytes(path: str) -> bytes:
   try:
     with opener(path, "rb") as f:
       return f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt gzip data.
     raise DataError(f"cannot read data file {path}: {e}") from e
 
 

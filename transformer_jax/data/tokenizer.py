@@ -55,13 +55,15 @@ def kind(tokenizer: Tokenizer) -> str:
 
 def load(path: str) -> Tokenizer:
   """A tokenizer file of either kind, recognised by its content."""
-  if not os.path.isfile(path):
+  if not os.path.exists(path):
     raise DataError(f"tokenizer file not found: {path}")
+  if not os.path.isfile(path):  # A FIFO would block open().
+    raise DataError(f"tokenizer file {path} is not a regular file")
   try:
     with open(path, encoding="utf-8") as f:
       contents = json.load(f)
-  except (OSError, ValueError) as e:
-    raise DataError(f"cannot load tokenizer {path}: {e}") from e
+  except (OSError, ValueError, RecursionError) as e:
+    raise DataError(f"cannot load tokenizer {path}: {' '.join(str(e).split())[:200]}") from e
   if isinstance(contents, dict) and contents.get("type") == "char":
     return CharTokenizer.load(path)
   return BpeTokenizer.load(path)
@@ -118,6 +120,7 @@ def make(cfg: ExperimentConfig, workdir: str, texts: Sequence[str],
   if path is None:
     if d.tokenizer == "char":
       return CharTokenizer(sorted(set("".join(texts))), special_tokens=special)
+    BpeTokenizer.check_vocab_size(d.vocab_size, special)  # One line naming data.vocab_size.
     return BpeTokenizer.train(texts, d.vocab_size, special)
   tokenizer = load(path)
   if kind(tokenizer) != d.tokenizer:

@@ -10,21 +10,29 @@ the computation dtype). Resuming training also needs the optimizer state to fit
 with one line naming the first differing path, before anything is written. A
 latest checkpoint that cannot be read is moved aside to `checkpoints_unreadable/`
 (never deleted) and the previous one is used.
+
+Orbax writes a checkpoint into `<step>.orbax-checkpoint-tmp` and renames it when
+complete, and removes old checkpoints (keep-N) only after that: a write that
+fails (disk full, permission denied) leaves the previous checkpoints as they
+were, and ends the run with a `CheckpointWriteError` naming the directory and
+the system's error, whether it fails at once or in the background.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import re
 import shutil
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 
-from transformer_jax.errors import CheckpointMismatchError
+from transformer_jax.errors import CheckpointMismatchError, CheckpointWriteError
 from transformer_jax.models import layer_stack
 from transformer_jax.training import parameter_paths
 
@@ -32,6 +40,20 @@ DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
 # Metadata sections compared before restoring; the rest ('model') is for information.
 COMPARED_SECTIONS = ("tokenizer",)
+# Tensorstore (which writes the arrays) reports a failed write as a ValueError whose
+# text ends in e.g. "No space left on device [os_error_code='28']".
+_OS_ERROR_CODE = re.compile(r"\[os_error_code='?(\d+)'?\]")
+
+
+def os_error_of(error: BaseException) -> Optional[str]:
+  """'[Errno 28] No space left on device' when `error` is a failed file operation, else None."""
+  if isinstance(error, OSError):
+    return " ".join(str(error).split())
+  match = _OS_ERROR_CODE.search(str(error)) if isinstance(error, ValueError) else None
+  if match is None:
+    return None
+  code = int(match.group(1))
+  return f"[Errno {code}] {os.strerror(code)}"
 
 
 def saved_steps(workdir: str) -> list[int]:
@@ -130,6 +152,7 @@ class Checkpointer:
         item_names=("state", "metadata"),
         item_handlers={"state": ocp.PyTreeCheckpointHandler(),
                        "metadata": ocp.JsonCheckpointHandler()})
+    self._in_flight: Optional[int] = None  # The step of an async save not yet waited for.
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
@@ -138,19 +161,61 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state, metadata: dict[str, Any]) -> None:
-    """Starts an async save; returns once the device arrays are copied."""
+    """Starts an async save; returns once the device arrays are copied.
+
+    Raises CheckpointWriteError if this save, or the previous one, cannot be written.
+    """
     assert not self.read_only, "a read-only Checkpointer never saves"
     if step in self._manager.all_steps():
       return
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeSave(state), metadata=ocp.args.JsonSave(metadata)))
+    self.wait()  # Orbax would wait too; here a failure names the step it belongs to.
+    with self._writing(step):
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.PyTreeSave(state), metadata=ocp.args.JsonSave(metadata)))
+    self._in_flight = step
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    """Waits for the async save in flight. Raises CheckpointWriteError if it failed."""
+    with self._writing(self._in_flight):
+      self._manager.wait_until_finished()
+    self._in_flight = None
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()  # Its own wait does not raise a failure twice.
+
+  @contextlib.contextmanager
+  def closing(self) -> Iterator[Checkpointer]:
+    """Closes on leaving. If an error is already on its way out, a failed write only warns."""
+    try:
+      yield self
+    except BaseException:
+      try:
+        self.close()
+      except CheckpointWriteError as e:
+        logging.warning("%s", e)
+      raise
+    self.close()
+
+  @contextlib.contextmanager
+  def _writing(self, step: Optional[int]) -> Iterator[None]:
+    """Turns a failed write of checkpoint `step` into one CheckpointWriteError line."""
+    try:
+      yield
+    except (OSError, ValueError) as e:
+      reason = os_error_of(e)
+      if reason is None:
+        raise
+      self._in_flight = None
+      self._manager.reload()  # What is committed on disk, without the failed step.
+      previous = self._manager.latest_step()
+      kept = ("no earlier checkpoint" if previous is None
+              else f"the previous checkpoint, step {previous}, is intact")
+      what = "a checkpoint" if step is None else f"checkpoint {step}"
+      raise CheckpointWriteError(f"cannot write {what} in {self.directory}: {reason}; "
+                                 f"{kept}") from e
 
   def _move_aside(self, step: int) -> str:
     target_root = os.path.join(os.path.abspath(self.workdir), UNREADABLE_DIRECTORY)

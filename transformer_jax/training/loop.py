@@ -9,6 +9,7 @@ translations).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import signal
@@ -23,7 +24,7 @@ from jax.sharding import Mesh
 
 from transformer_jax import configuration
 from transformer_jax.configuration import TrainConfig
-from transformer_jax.training import parameter_paths, partitioning, steps, train_state
+from transformer_jax.training import nonfinite, parameter_paths, partitioning, steps, train_state
 from transformer_jax.training.checkpointing import Checkpointer
 from transformer_jax.training.metrics_writer import MetricsWriter
 from transformer_jax.training.optimizer import learning_rate_schedule, make_optimizer
@@ -51,6 +52,12 @@ def _duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   hours, rest = divmod(seconds, 3600)
   return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _finite_mean(values: np.ndarray, skipped: np.ndarray) -> float:
+  """Mean over the steps that were applied; NaN (null in metrics.jsonl) if none was."""
+  applied = values[~skipped]
+  return float(np.mean(applied)) if applied.size else float("nan")
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -150,6 +157,12 @@ class Trainer:
     logging.info("trainable parameters: %s of %s (%.2f%%)", f"{count:,}", f"{total:,}",
                  100.0 * count / total)
 
+  def _save(self, step: int, state) -> None:
+    """Checkpoints `state` unless it holds a NaN or inf, which would replace a good checkpoint."""
+    if not nonfinite.all_finite(state):
+      raise nonfinite.nonfinite_parameters_error(step, self.checkpointer.latest_step())
+    self.checkpointer.save(step, state, self.metadata)
+
   def _steps_in_next_call(self, step: int) -> int:
     """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
 
@@ -186,6 +199,7 @@ class Trainer:
     dropout_key = jax.jit(lambda: jax.random.key(c.seed + 1),
                           out_shardings=partitioning.replicated(self.mesh))()
     writer = MetricsWriter(self.workdir)
+    watch = nonfinite.NonFiniteWatch(c.max_nonfinite_steps)
     step = int(state.step)
     last_eval: dict[str, float] = {}
     pending: list[dict] = []
@@ -193,7 +207,8 @@ class Trainer:
     compiled, timed_steps = False, 0  # Steps timed since the last log line.
     loop_start, first_step = time.perf_counter(), step
     interrupted = False
-    with _StopRequest() as stop:
+    # Closing waits for the last checkpoint, which may fail (CheckpointWriteError).
+    with _StopRequest() as stop, self.checkpointer.closing(), contextlib.closing(writer):
       while step < c.num_steps:
         count = self._steps_in_next_call(step)
         input_start = time.perf_counter()
@@ -205,31 +220,42 @@ class Trainer:
         if self.synchronous or not compiled:
           jax.block_until_ready(metrics)
         pending.append(metrics)
+        watch.add(step, metrics["nonfinite"])
         step += count
         if compiled:
           timed_steps += count
         else:  # The first call compiles; keep it out of tokens/s and the ETA.
           compiled = True
           interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
-        if step % c.log_every_steps == 0 or step == c.num_steps:
+        stopping = watch.poll() is not None  # Too many skipped steps in a row.
+        if step % c.log_every_steps == 0 or step == c.num_steps or stopping:
           fetched = jax.device_get(pending)
+          skipped = np.concatenate([m["nonfinite"] for m in fetched])
           elapsed = time.perf_counter() - interval_start - excluded_seconds
           if timed_steps:
             seconds_per_step = elapsed / timed_steps
           else:  # Only the compiling call so far: an honest, if pessimistic, figure.
             seconds_per_step = (time.perf_counter() - loop_start) / (step - first_step)
           record = {
-              "train_loss": float(np.mean(np.concatenate([m["train_loss"] for m in fetched]))),
-              "train_grad_norm": float(np.mean(np.concatenate([m["grad_norm"] for m in fetched]))),
+              "train_loss": _finite_mean(np.concatenate([m["train_loss"] for m in fetched]),
+                                         skipped),
+              "train_grad_norm": _finite_mean(np.concatenate([m["grad_norm"] for m in fetched]),
+                                              skipped),
               "learning_rate": float(self.schedule(step - 1)),
               "tokens_per_second": tokens_per_step / seconds_per_step,
               "input_milliseconds_per_step": 1000 * input_seconds / max(timed_steps, 1),
           }
+          skipped_note = ""
+          if skipped.any():  # Only then, so a finite run's records keep their keys.
+            record["train_nonfinite_steps"] = int(skipped.sum())
+            skipped_note = f" | skipped {int(skipped.sum())} non-finite steps"
           writer.write(step, record)
-          logging.info("step %d/%d | train_loss %.4f | lr %.2e | %s tokens/s | ETA %s",
+          logging.info("step %d/%d | train_loss %.4f | lr %.2e | %s tokens/s | ETA %s%s",
                        step, c.num_steps, record["train_loss"], record["learning_rate"],
                        f"{record['tokens_per_second']:,.0f}",
-                       _duration(seconds_per_step * (c.num_steps - step)))
+                       _duration(seconds_per_step * (c.num_steps - step)), skipped_note)
+          if watch.poll(wait=True) is not None:
+            raise watch.error(self.checkpointer.latest_step())
           pending, timed_steps = [], 0
           interval_start, excluded_seconds, input_seconds = time.perf_counter(), 0.0, 0.0
         other_start = time.perf_counter()
@@ -239,14 +265,12 @@ class Trainer:
           writer.write(step, last_eval)
           logging.info("step %d | %s", step, format_metrics(last_eval))
         if step % c.checkpoint_every_steps == 0 or step == c.num_steps:
-          self.checkpointer.save(step, state, self.metadata)
+          self._save(step, state)
         excluded_seconds += time.perf_counter() - other_start
         if stop.signal_name is not None:
-          self.checkpointer.save(step, state, self.metadata)
+          self._save(step, state)
           logging.warning("%s received: saved a checkpoint at step %d; re-run the same "
                           "command to resume", stop.signal_name, step)
           interrupted = True
           break
-      self.checkpointer.close()
-    writer.close()
     return TrainResult(state=state, last_eval=last_eval, interrupted=interrupted)

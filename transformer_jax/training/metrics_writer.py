@@ -1,4 +1,8 @@
-"""Metrics to `metrics.jsonl` (one JSON object per line, each with `step`) and TensorBoard."""
+"""Metrics to `metrics.jsonl` (one JSON object per line, each with `step`) and TensorBoard.
+
+A NaN or infinite value is written as `null`, so every line stays strict JSON, and
+left out of TensorBoard.
+"""
 
 import json
 import math
@@ -12,7 +16,8 @@ FILE_NAME = "metrics.jsonl"
 
 def _json_value(value: Any) -> Any:
   if isinstance(value, float) and not math.isfinite(value):
-    return str(value)  # JSON has no NaN/inf; keep them visible rather than failing.
+    # JSON has no NaN/inf: `null`, which every JSON reader loads (pandas as NaN).
+    return None
   return value
 
 
@@ -44,7 +49,9 @@ class MetricsWriter:
     self._file.flush()
     if self._tensorboard is not None:
       for name, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A NaN/inf point is left out (a gap in the curve; tensorboardX would warn).
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value)):
           self._tensorboard.add_scalar(name, value, step)
 
   def close(self) -> None:

@@ -16,7 +16,7 @@ import optax
 from jax.sharding import Mesh
 
 from transformer_jax.objectives import objective as objective_lib
-from transformer_jax.training import parameter_paths, partitioning
+from transformer_jax.training import nonfinite, parameter_paths, partitioning
 from transformer_jax.training.train_state import TrainState
 
 
@@ -115,7 +115,8 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
   """Returns steps(state, batches, dropout_key) -> (state, metrics), one jit.
 
   batches: each leaf [k, B, ...], the batches of k consecutive steps; metrics:
-  each leaf [k]. The k updates run in a `lax.scan` inside one call, which saves
+  each leaf [k]: train_loss, grad_norm and nonfinite (the step was skipped, see
+  `nonfinite`). The k updates run in a `lax.scan` inside one call, which saves
   the per-call dispatch and, where collectives force waiting for each call, the
   synchronisation: about 3 ms of a 37 ms step for `clm.py:baby` on 2 CPU cores.
   trainable: the parameter paths that train. Gradients are taken of those only
@@ -144,9 +145,14 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, state_sh
       loss, grads = _loss_and_grads(grad_fn, objective, trained, batch, rng, microbatches,
                                     lambda batch: split_microbatches(batch, microbatches, mesh))
     updates, opt_state = optimizer.update(grads, state.opt_state, trained)
-    trained = optax.apply_updates(trained, updates)
-    metrics = {"train_loss": loss, "grad_norm": optax.global_norm(grads)}
-    return TrainState(step=state.step + 1, params=parameter_paths.merge(trained, frozen),
+    new_trained = optax.apply_updates(trained, updates)
+    grad_norm = optax.global_norm(grads)
+    # A NaN/inf loss or gradient changes nothing; the step counter still advances.
+    finite = nonfinite.step_is_finite(loss, grad_norm)
+    new_trained, opt_state = nonfinite.keep_if_finite(finite, (new_trained, opt_state),
+                                                      (trained, state.opt_state))
+    metrics = {"train_loss": loss, "grad_norm": grad_norm, "nonfinite": ~finite}
+    return TrainState(step=state.step + 1, params=parameter_paths.merge(new_trained, frozen),
                       opt_state=opt_state), metrics
 
   def steps(state: TrainState, batches, dropout_key):
