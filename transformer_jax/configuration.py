@@ -31,6 +31,9 @@ NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
 REMATS = ("none", "full", "save_dots")  # Activation recomputation (models/layer_stack.py).
+# How a run adapts a base (transformer_jax/adapters): every parameter, the task head only,
+# low-rank adapters, prefix key/values or soft-prompt embeddings (the last four need a base).
+FINETUNE_METHODS = ("full", "head", "lora", "prefix", "prompt")
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 INVALID_UTF8_POLICIES = ("fail", "replace")
 NORMALIZATIONS = ("none", "NFC", "NFKC")
@@ -229,6 +232,23 @@ class MeshConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+  """How a run adapts a base model (see transformer_jax/adapters); defaults: plain training."""
+  method: str = "full"  # One of FINETUNE_METHODS.
+  lora_rank: int = 8  # r: A is [in, r], B is [r, out].
+  lora_alpha: float = 16.0  # The low-rank update is scaled by alpha / r.
+  # Comma-separated regexes (re.fullmatch) over parameter paths: the kernels that get adapters.
+  lora_targets: str = ".*attention/(query|value)/kernel"
+  lora_dropout: float = 0.0  # On the adapter's input, in training.
+  prefix_length: int = 16  # Key/value entries in front of every self-attention.
+  # > 0: Li & Liang's reparametrisation while training (an MLP of this width makes the
+  # entries from a smaller table); folded into plain entries when exported.
+  prefix_hidden: int = 0
+  prompt_length: int = 16  # Soft-prompt embeddings in front of the tokens (Lester et al.).
+  prompt_init: str = ""  # "": embeddings of randomly drawn vocabulary tokens; else this text's.
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   experiment: str
   model: ModelConfig
@@ -237,6 +257,7 @@ class ExperimentConfig:
   eval: EvalConfig
   decode: DecodeConfig
   mesh: MeshConfig
+  finetune: FinetuneConfig = FinetuneConfig()
 
 
 _SECTIONS = {
@@ -246,7 +267,9 @@ _SECTIONS = {
     "eval": EvalConfig,
     "decode": DecodeConfig,
     "mesh": MeshConfig,
+    "finetune": FinetuneConfig,
 }
+_OPTIONAL_SECTIONS = {"finetune"}  # Every field has a default; older config files lack it.
 _DERIVED_FIELDS = {("model", "vocab_size")}
 BPE_BYTES = 256  # A byte-level BPE vocabulary holds every byte (bpe_tokenizer.BYTES).
 INT64_LIMIT = 2**63
@@ -433,6 +456,19 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            "at most one mesh axis may be -1 (the devices the others leave)")
 
 
+def _check_finetune(f: FinetuneConfig, t: TrainConfig) -> None:
+  _check_choices(f, "finetune", (("method", FINETUNE_METHODS),))
+  _require(f.method == "full" or t.trainable == ".*", "train.trainable",
+           f"finetune.method={f.method} chooses what trains; leave train.trainable at '.*'")
+  for field in ("lora_rank", "prefix_length", "prompt_length"):
+    _require(getattr(f, field) > 0, f"finetune.{field}", "must be positive")
+  _require(f.lora_alpha > 0, "finetune.lora_alpha", "must be positive")
+  _require(0 <= f.lora_dropout < 1, "finetune.lora_dropout", "must be in [0, 1)")
+  _require(f.prefix_hidden >= 0, "finetune.prefix_hidden", "must be >= 0")
+  _require(bool(patterns(f.lora_targets)), "finetune.lora_targets", "must name a kernel")
+  _check_patterns("finetune.lora_targets", f.lora_targets)
+
+
 def experiment_module(name: str):
   """The module `experiments.<name>` that config.experiment names; ConfigError if none.
 
@@ -466,6 +502,9 @@ def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
   experiment = experiment_module(given.get("experiment"))
   sections = {}
   for name, cls in _SECTIONS.items():
+    if name not in given and name in _OPTIONAL_SECTIONS:
+      sections[name] = cls()
+      continue
     if name not in given:
       raise ConfigError(name, "missing section")
     sections[name] = _section(name, cls, given[name])
@@ -473,6 +512,7 @@ def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
   _check_model(cfg.model)
   _check_train(cfg.train)
   _check_rest(cfg)
+  _check_finetune(cfg.finetune, cfg.train)
   experiment.validate(cfg)
   return cfg
 
