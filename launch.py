@@ -23,15 +23,15 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder; default runs/<config name>[-<preset>].")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "translate"],
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "translate", "predict"],
                           "What to do.")
 _PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
 _PROMPTS_FILE = flags.DEFINE_string(
     "prompts_file", None, "--mode=sample (clm): a file of prompts, one a line, decoded together.")
 _INPUT = flags.DEFINE_string(
-    "input", None, "--mode=translate: a file of sentences, one a line, or - for stdin.")
+    "input", None, "--mode=translate or predict: a file of texts, one a line, or - for stdin.")
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "--mode=translate: the file for the translations; default stdout.")
+    "output", None, "--mode=translate or predict: the file for the results; default stdout.")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "Multi-process: HOST:PORT where the processes meet "
     "(with --num_processes and --process_id; none of them: auto-detect a cluster).")
@@ -122,17 +122,17 @@ def parse_flags(argv):
 
 
 # Flags that only one mode reads: given to another, they would be silently ignored.
-_MODE_OF_FLAG = {"prompt": "sample", "prompts_file": "sample", "input": "translate",
-                 "output": "translate"}
+_MODES_OF_FLAG = {"prompt": ("sample",), "prompts_file": ("sample",),
+                  "input": ("translate", "predict"), "output": ("translate", "predict")}
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  for name, mode in _MODE_OF_FLAG.items():
-    if flags.FLAGS[name].present and _MODE.value != mode:
-      _fail(f"--{name} is read by --mode={mode} only, not --mode={_MODE.value}")
+  for name, modes in _MODES_OF_FLAG.items():
+    if flags.FLAGS[name].present and _MODE.value not in modes:
+      _fail(f"--{name} is read by --mode={' or '.join(modes)} only, not --mode={_MODE.value}")
   try:
     cfg = configuration.validate(_CONFIG.value)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()

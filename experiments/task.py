@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from transformer_jax import configuration
+from transformer_jax.adapters import finetune
 from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer
@@ -63,6 +64,7 @@ class Task:
   data: Optional[TaskData]  # None when only decoding.
   trainer: Trainer
   warm_start: Optional[warm_start.WarmStart] = None  # Checked; loaded at step 0.
+  labels: tuple[str, ...] = ()  # A classifier's classes, in id order.
 
 
 def saved_tokenizer(workdir: str) -> Tokenizer:
@@ -92,10 +94,11 @@ def check_no_translation_fields(cfg: ExperimentConfig) -> None:
 
 
 def _plan_warm_start(cfg: ExperimentConfig, workdir: str, trainer: Trainer,
-                     tokenizer: Tokenizer,
-                     expected: warm_start.Expected) -> Optional[warm_start.WarmStart]:
-  """The checked warm start of a run that has no checkpoint of its own yet, else None."""
-  if not cfg.train.init_from or checkpointing.saved_steps(workdir):
+                     tokenizer: Tokenizer, expected: warm_start.Expected,
+                     always: bool = False) -> Optional[warm_start.WarmStart]:
+  """The checked warm start of a run that has no checkpoint of its own yet (or `always`,
+  for an adapter's base), else None."""
+  if not cfg.train.init_from or (checkpointing.saved_steps(workdir) and not always):
     return None  # A resume: the workdir's own checkpoints come first.
   start = warm_start.plan(cfg.train, trainer.abstract_state.params, expected)
   if start.tokenizer is not None and start.tokenizer != tokenizer_lib.fingerprint(tokenizer):
@@ -108,12 +111,16 @@ def _plan_warm_start(cfg: ExperimentConfig, workdir: str, trainer: Trainer,
 def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
           make_model: Callable[..., nn.Module], make_objective: Callable[[nn.Module], Objective],
           example_lengths: tuple[int, ...],
-          expected_unmatched: warm_start.Expected = warm_start.Expected()) -> Task:
+          expected_unmatched: warm_start.Expected = warm_start.Expected(),
+          head_patterns: tuple[str, ...] = ()) -> Task:
   """data: the task's data (its tokenizer is the model's), or None to decode only, with
   the workdir's saved tokenizer. make_model(config=...) builds the model.
   example_lengths: one int32 [1, length] argument per positional model input.
   expected_unmatched: parameter paths a warm start may add or drop (a task head).
-  Nothing is written here: every check can stop the run before the workdir exists.
+  head_patterns: the task head's parameter paths (what finetune.method=head trains).
+  finetune.method wraps the model with an adapter (adapters/finetune.py); an adapter run
+  loads its base now, whatever the mode. Nothing is written here: every check can stop
+  the run before the workdir exists.
   """
   tokenizer = data.tokenizer if data is not None else saved_tokenizer(workdir)
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
@@ -133,10 +140,20 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
     raise configuration.ConfigError(
         "eval.batch_size", f"{cfg.eval.batch_size} is not divisible by the "
         f"{partitioning.batch_parallelism(mesh)} data-parallel devices")
-  model = make_model(config=model_cfg)
+  base = make_model(config=model_cfg)
   examples = [jnp.zeros((1, length), jnp.int32) for length in example_lengths]
+  model = finetune.wrap(base, cfg.finetune, tuple(examples))
+  adapters_only = finetune.stores_adapters_only(cfg.finetune)
+  if adapters_only and not cfg.train.init_from:
+    raise ConfigError("train.init_from", f"finetune.method={cfg.finetune.method} adapts a "
+                      "base model: name the base's workdir")
+  cfg = dataclasses.replace(cfg, train=finetune.train_config(cfg.finetune, cfg.train,
+                                                              head_patterns))
+  expected_unmatched = dataclasses.replace(
+      expected_unmatched, new=expected_unmatched.new + finetune.new_patterns(cfg.finetune))
   # Scanned layers initialise as the unrolled model does, then stack: the same weights.
-  unrolled = model.clone(config=dataclasses.replace(model_cfg, scan_layers=False))
+  unrolled = model if adapters_only else model.clone(
+      config=dataclasses.replace(model_cfg, scan_layers=False))
   def init_params(key):
     params = unrolled.init(key, *examples, deterministic=True)["params"]
     return layer_stack.stack(params) if model_cfg.scan_layers else params
@@ -145,7 +162,12 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
                     config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata,
                     axis_rules=rules)
-  start = _plan_warm_start(cfg, workdir, trainer, tokenizer, expected_unmatched)
+  start = _plan_warm_start(cfg, workdir, trainer, tokenizer, expected_unmatched,
+                           always=adapters_only)
+  if adapters_only:  # The frozen base, read once; its fingerprint goes in every checkpoint.
+    base_params = warm_start.load(start, trainer.abstract_state.params)
+    metadata["base"] = {"sha256": finetune.fingerprint(base_params)}
+    trainer.frozen_params = lambda: base_params
   return Task(cfg, tokenizer, model, data, trainer, start)
 
 
@@ -171,6 +193,10 @@ def restore(task: Task, params_only: bool = False):
     return task.trainer.restore(params_only=params_only)
   except CheckpointMismatchError as e:
     from_tokenizer = any(section == "tokenizer" for section, _ in e.differences)
+    if any(section == "base" for section, _ in e.differences):
+      raise CheckpointError(f"{task.trainer.checkpointer.directory} holds adapters trained on "
+                            f"another base than train.init_from={task.cfg.train.init_from} "
+                            "(their fingerprints differ)") from e
     if task.cfg.data.tokenizer_path and from_tokenizer:
       raise CheckpointError(f"tokenizer file {task.cfg.data.tokenizer_path} does not match "
                             f"the checkpoint: {e}") from e
@@ -191,8 +217,12 @@ def initial_state(task: Task):
   if task.warm_start is None:
     return task.trainer.initial_state()
   task.warm_start.log()
-  return task.trainer.initial_state(
+  state = task.trainer.initial_state(
       warm_start.load(task.warm_start, task.trainer.abstract_state.params))
+  if task.cfg.finetune.method == "prompt":
+    state = state.replace(params=finetune.initial_prompt(state.params, task.cfg.finetune,
+                                                         task.tokenizer, task.cfg.train.seed))
+  return state
 
 
 def train(task: Task, workdir: str, tokens_per_step: int,

@@ -68,7 +68,7 @@ def test_unknown_preset(tmp_path, preset):
 def test_a_flag_of_another_mode_is_refused(tmp_path, flag, mode):
   result = run_launch(TINY, f"--workdir={tmp_path / 'w'}", f"--mode={mode}", flag)
   name = flag.split("=")[0]
-  reader = "translate" if name in ("--input", "--output") else "sample"
+  reader = "translate or predict" if name in ("--input", "--output") else "sample"
   assert _assert_one_clear_line(result) == (
       f"error: {name} is read by --mode={reader} only, not --mode={mode}")
   assert not (tmp_path / "w").exists()

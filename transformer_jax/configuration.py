@@ -109,6 +109,9 @@ class ModelConfig:
   # Memory levers (models/layer_stack.py); the defaults change nothing.
   remat: str = "none"  # Recompute block activations in the backward pass: full, save_dots.
   scan_layers: bool = False  # One compiled block scanned over the layers.
+  # Experiment classify: the body under the head, encoder (BERT's <cls> pooler) or decoder
+  # (GPT's last real token).
+  classifier_body: str = "encoder"
   vocab_size: int = 0  # 0 until the tokenizer is known.
 
   @property

@@ -39,7 +39,7 @@ from transformer_jax.training import parameter_paths
 DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
 # Metadata sections compared before restoring; the rest ('model') is for information.
-COMPARED_SECTIONS = ("tokenizer",)
+COMPARED_SECTIONS = ("tokenizer", "base")  # base: an adapter run's (see adapters/finetune.py).
 # Tensorstore (which writes the arrays) reports a failed write as a ValueError whose
 # text ends in e.g. "No space left on device [os_error_code='28']".
 _OS_ERROR_CODE = re.compile(r"\[os_error_code='?(\d+)'?\]")

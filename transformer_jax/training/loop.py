@@ -101,8 +101,13 @@ class Trainer:
 
   def __init__(self, *, objective, init_params: Callable, config: TrainConfig, mesh: Mesh,
                workdir: str, checkpoint_metadata: dict[str, Any],
-               axis_rules=partitioning.LOGICAL_AXIS_RULES):
+               axis_rules=partitioning.LOGICAL_AXIS_RULES,
+               frozen_params: Optional[Callable[[], Any]] = None):
+    """frozen_params: when given, checkpoints hold only the trainable parameters (with the
+    optimizer state), and a restore takes the frozen rest from frozen_params() (an
+    adapter's base, loaded from its own checkpoint)."""
     self.objective = objective
+    self.frozen_params = frozen_params
     self.config = config
     self.mesh = mesh
     self.axis_rules = axis_rules
@@ -130,11 +135,13 @@ class Trainer:
 
     params_only: for modes that do not train; the state's opt_state is then None.
     """
-    restored = self.checkpointer.restore_latest(self.abstract_state, self.metadata,
+    restored = self.checkpointer.restore_latest(self._stored(self.abstract_state), self.metadata,
                                                 params_only=params_only)
     if restored is None:
       return None
     state, _ = restored
+    if self.frozen_params is not None:
+      state = state.replace(params=parameter_paths.merge(state.params, self.frozen_params()))
     logging.info("%s %s at step %d", "resumed from" if not params_only else "restored",
                  self.checkpointer.directory, int(state.step))
     return state
@@ -161,7 +168,13 @@ class Trainer:
     """Checkpoints `state` unless it holds a NaN or inf, which would replace a good checkpoint."""
     if not nonfinite.all_finite(state):
       raise nonfinite.nonfinite_parameters_error(step, self.checkpointer.latest_step())
-    self.checkpointer.save(step, state, self.metadata)
+    self.checkpointer.save(step, self._stored(state), self.metadata)
+
+  def _stored(self, state):
+    """What a checkpoint holds of `state`: all of it, or its trainable parameters only."""
+    if self.frozen_params is None:
+      return state
+    return state.replace(params=parameter_paths.split(state.params, self.trainable)[0])
 
   def _steps_in_next_call(self, step: int) -> int:
     """Up to train.steps_per_call steps, never past a log, eval or checkpoint step.
