@@ -45,6 +45,7 @@ def base() -> ml_collections.ConfigDict:
   config.model.dtype = "float32"  # bfloat16: computes in bf16, parameters and loss in float32.
   config.model.remat = "none"  # full or save_dots: recompute activations, save memory.
   config.model.scan_layers = False  # One compiled block scanned over the layers.
+  config.model.classifier_body = "encoder"  # classify: encoder (BERT) or decoder (GPT).
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)
@@ -108,6 +109,18 @@ def base() -> ml_collections.ConfigDict:
   config.decode.beam_size = 4  # strategy=beam (seq2seq).
   config.decode.length_penalty = 0.6  # strategy=beam: GNMT's alpha.
   config.decode.seed = 0
+
+  # How a run adapts a base (train.init_from): full, head, lora, prefix or prompt.
+  config.finetune = ml_collections.ConfigDict()
+  config.finetune.method = "full"
+  config.finetune.lora_rank = 8
+  config.finetune.lora_alpha = 16.0
+  config.finetune.lora_targets = ".*attention/(query|value)/kernel"
+  config.finetune.lora_dropout = 0.0
+  config.finetune.prefix_length = 16
+  config.finetune.prefix_hidden = 0  # > 0: Li & Liang's MLP reparametrisation, this wide.
+  config.finetune.prompt_length = 16
+  config.finetune.prompt_init = ""  # "": embeddings of drawn vocabulary tokens; else a text.
 
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data_axis_size = -1  # -1: the devices the other axes leave.

@@ -459,8 +459,10 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            "at most one mesh axis may be -1 (the devices the others leave)")
 
 
-def _check_finetune(f: FinetuneConfig, t: TrainConfig) -> None:
+def _check_finetune(f: FinetuneConfig, t: TrainConfig, m: ModelConfig) -> None:
   _check_choices(f, "finetune", (("method", FINETUNE_METHODS),))
+  _require(f.method in ("full", "head") or not m.scan_layers, "model.scan_layers",
+           f"finetune.method={f.method} adapts each layer apart; use the unrolled layout")
   _require(f.method == "full" or t.trainable == ".*", "train.trainable",
            f"finetune.method={f.method} chooses what trains; leave train.trainable at '.*'")
   for field in ("lora_rank", "prefix_length", "prompt_length"):
@@ -515,7 +517,7 @@ def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
   _check_model(cfg.model)
   _check_train(cfg.train)
   _check_rest(cfg)
-  _check_finetune(cfg.finetune, cfg.train)
+  _check_finetune(cfg.finetune, cfg.train, cfg.model)
   experiment.validate(cfg)
   return cfg
 
