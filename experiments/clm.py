@@ -2,12 +2,16 @@
 
 Modes: `train` (resumes from the workdir's latest checkpoint, evaluates, then
 samples), `eval` (validation loss and perplexity of the latest checkpoint) and
-`sample` (continues a prompt).
+`sample` (continues a prompt). On a named text dataset (`data.dataset=wikitext-2`),
+`eval` with `eval.stride` > 0 also scores the test split (`test_*` metrics) and, where
+the catalog says so, reports word-level perplexity (`eval_word_perplexity`,
+`test_word_perplexity`: exp(total NLL / words, one <eos> per line)).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Optional
 
@@ -17,7 +21,7 @@ import numpy as np
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import chunking, lm_data, row_batches, special_tokens
+from transformer_jax.data import catalog, chunking, lm_data, row_batches, special_tokens
 from transformer_jax.data.line_files import read_lines
 from transformer_jax.decoding import generate, kv_decoding, model_steps, samplers
 from transformer_jax.errors import DataError, UserError
@@ -33,6 +37,7 @@ def validate(cfg: ExperimentConfig) -> None:
   """The rules of this experiment's own (see `configuration.validate`)."""
   task_lib.check_packing(cfg, PACKINGS)
   task_lib.check_no_translation_fields(cfg)
+  catalog.check_kind(cfg, (catalog.TEXT,))
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool) -> task_lib.Task:
@@ -128,12 +133,36 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
     return task_lib.evaluate(task, workdir)
   # Every held-out token scored once, with up to max_length tokens of context.
   state = task_lib.restored_state(task)
-  windows = chunking.sliding_windows(task.data.validation_tokens, cfg.model.max_length,
-                                     cfg.eval.stride)
-  batches = row_batches.batches_of_rows(windows, cfg.eval.batch_size)
-  metrics = {**task.trainer.evaluate(state.params, batches), "eval_stride": cfg.eval.stride}
+  metrics = {**_sliding_window_metrics(task, state.params, task.data.validation_tokens),
+             "eval_stride": cfg.eval.stride}
+  if task.data.test_tokens is not None:
+    test = _sliding_window_metrics(task, state.params, task.data.test_tokens)
+    metrics.update({"test" + name.removeprefix("eval"): value for name, value in test.items()})
+  if task.data.word_counts is not None:
+    metrics.update(word_level_metrics(metrics, task.data.word_counts))
   task_lib.record_evaluation(workdir, int(state.step), metrics)
   return metrics
+
+
+def _sliding_window_metrics(task: task_lib.Task, params, tokens: np.ndarray) -> dict:
+  cfg = task.cfg
+  windows = chunking.sliding_windows(tokens, cfg.model.max_length, cfg.eval.stride)
+  return task.trainer.evaluate(params, row_batches.batches_of_rows(windows,
+                                                                   cfg.eval.batch_size))
+
+
+def word_level_metrics(metrics: dict, word_counts: dict[str, int]) -> dict[str, float]:
+  """{prefix_words, prefix_word_perplexity} for eval (validation) and test: the total NLL
+  (loss x scored tokens) over the split's words, one <eos> per line counted as a word."""
+  result = {}
+  for prefix, split in (("eval", "validation"), ("test", "test")):
+    if f"{prefix}_loss" not in metrics:
+      continue
+    total = metrics[f"{prefix}_loss"] * metrics[f"{prefix}_tokens"]
+    words = word_counts[split]
+    result[f"{prefix}_words"] = words
+    result[f"{prefix}_word_perplexity"] = math.exp(min(total / words, 80.0))
+  return result
 
 
 def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str],

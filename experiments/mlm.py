@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import mlm_data
+from transformer_jax.data import catalog, mlm_data
 from transformer_jax.errors import UserError
 from transformer_jax.models.bert import BertPretraining
 from transformer_jax.objectives.masked_lm import MaskedLmObjective
@@ -19,6 +19,7 @@ def validate(cfg: ExperimentConfig) -> None:
   """The rules of this experiment's own (see `configuration.validate`); data.packing is
   unused (sentence-pair rows)."""
   task_lib.check_no_translation_fields(cfg)
+  catalog.check_kind(cfg, (catalog.TEXT,))
 
 
 def build_task(cfg: ExperimentConfig, workdir: str) -> task_lib.Task:

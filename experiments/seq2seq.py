@@ -21,7 +21,7 @@ from absl import logging
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import line_files, translation_data
+from transformer_jax.data import catalog, line_files, translation_data
 from transformer_jax.decoding.translator import Translator
 from transformer_jax.errors import UserError
 from transformer_jax.evaluation import bleu
@@ -38,6 +38,7 @@ T = TypeVar("T")
 def validate(cfg: ExperimentConfig) -> None:
   """The rules of this experiment's own (see `configuration.validate`)."""
   task_lib.check_packing(cfg, PACKINGS)
+  catalog.check_kind(cfg, ())  # No catalogued dataset is a parallel corpus.
 
 
 def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> task_lib.Task:

@@ -21,6 +21,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SIGNAL_AT_STEP = pathlib.Path(__file__).resolve().parent / "signal_at_step.py"
 DURING_TRAINING = pathlib.Path(__file__).resolve().parent / "during_training.py"
 TRACEBACK = "Traceback (most recent call last)"
+# The catalogued datasets (transformer_jax/data/catalog.py), as CI and developers have them.
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Every step logged, an evaluation and a checkpoint every 10 steps, dropout on (so
 # resumes and sharding must get the dropout keys right too), no sampling.

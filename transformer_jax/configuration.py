@@ -40,6 +40,8 @@ NORMALIZATIONS = ("none", "NFC", "NFKC")
 TOKENIZERS = ("char", "bpe")
 PACKINGS = ("none", "stream", "documents")
 DECODE_STRATEGIES = ("greedy", "sample", "beam")
+# Named datasets (data.dataset), described in transformer_jax/data/catalog.py; "" reads data.path.
+DATASETS = ("wikitext-2", "uci-sentiment")
 
 
 def attention_problem(score: str, implementation: str, num_heads: int,
@@ -144,6 +146,12 @@ class DataConfig:
   mask_token_probability: float = 0.8  # ...of which become <mask>,
   random_token_probability: float = 0.1  # ...a random token; the rest stay unchanged.
   next_sentence_probability: float = 0.5  # Segment B really follows A (else a random one).
+  # A dataset of the catalog (data/catalog.py), by name: its files are found in data_dir
+  # (downloaded there, checksums verified, when missing) and replace data.path and
+  # data.format; its own splits replace the hash or tail split. "" reads data.path.
+  dataset: str = ""
+  data_dir: str = ""  # Where named datasets live; "" = the per-user cache (catalog.py).
+  label_field: str = "label"  # Labelled jsonl (classify): the field holding the label.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -410,7 +418,10 @@ def _check_data(d: DataConfig, max_length: int) -> None:
   _check_choices(d, "data", (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
                              ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
                              ("invalid_utf8", INVALID_UTF8_POLICIES)))
-  _require(bool(d.path) or d.format == "python_stdlib", "data.path", "must name a file")
+  _require(bool(d.path) or d.format == "python_stdlib" or bool(d.dataset), "data.path",
+           "must name a file")
+  _require(d.dataset in ("",) + DATASETS, "data.dataset",
+           f"must be '' (read data.path) or one of {DATASETS}, got {d.dataset!r}")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
   _require(d.tokenizer != "bpe" or d.vocab_size > 0 or bool(d.tokenizer_path),

@@ -1,7 +1,8 @@
 """A task's corpus from `data.*`: read (any format), then cleaned.
 
 `sources.read_documents` reads, `cleaning.clean` cleans; this module applies
-`data.*` to both, once for every task.
+`data.*` to both, once for every task. A named dataset (`data.dataset`) is read from
+the catalog's files instead, split as its files are (`dataset_splits`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 from absl import logging
 
 from transformer_jax.configuration import DataConfig
-from transformer_jax.data import cleaning, sources
+from transformer_jax.data import catalog, cleaning, sources, text_files
 
 
 def read(d: DataConfig) -> sources.Corpus:
@@ -37,3 +38,16 @@ def texts(d: DataConfig) -> list[sources.Document]:
     text = document.text if document.target is None else f"{document.text}\t{document.target}"
     documents.append(dataclasses.replace(document, text=cleaning.clean(text, rules)))
   return documents
+
+
+def dataset_splits(d: DataConfig) -> dict[str, list[sources.Document]]:
+  """A named text dataset's own train/validation/test files (`catalog.resolve`), cleaned:
+  one document per split, named `<dataset>:<split>`, its text the whole file."""
+  paths, rules = catalog.resolve(d.dataset, d.data_dir), cleaning_rules(d)
+  splits = {}
+  for split in sources.SPLITS:
+    text, replaced = text_files.read_corpus_file(paths[split], d.invalid_utf8)
+    if replaced:
+      logging.warning("replaced %d invalid UTF-8 bytes in %s", replaced, paths[split])
+    splits[split] = [sources.Document(cleaning.clean(text, rules), f"{d.dataset}:{split}")]
+  return splits

@@ -8,20 +8,26 @@ Two ways to cut a corpus into rows (`data.packing`):
              with segment ids and per-document positions; batches are epochs of
              permuted rows.
 Either way a batch is a pure function of (seed, step), so resumes are exact.
+
+A named text dataset (`data.dataset`, e.g. wikitext-2) brings its own files: train
+trains (and, for BPE, trains the tokenizer), validation validates, test is held out
+for `--mode=eval`. Each split is encoded line by line (a line's "\n" is its <eos>), and
+the validation and test streams start with EOS, so that every token of their text is
+a scored target (see `scored_stream`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import jax
 import numpy as np
 from absl import logging
 
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import (corpus, lm_batches, packing, row_batches, sources,
-                                  special_tokens)
+from transformer_jax.data import (catalog, corpus, lm_batches, packing, row_batches, sources,
+                                  special_tokens, wikitext)
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer, encode_all
 from transformer_jax.errors import DataError
@@ -36,6 +42,11 @@ class LmData:
   train_batch_at: Callable[[int], dict]  # step -> this process's rows of the batch.
   eval_batches: Callable[[], Iterable[dict]]  # The same batches at every evaluation.
   validation_tokens: np.ndarray  # [N] the held-out text as one stream (sliding windows).
+  # Named datasets (data.dataset) only: the test text as one stream, like validation_tokens.
+  test_tokens: Optional[np.ndarray] = None
+  # Named datasets that report word-level perplexity: {"validation": words, "test": words},
+  # each counting one <eos> per line (see data/wikitext.py).
+  word_counts: Optional[dict[str, int]] = None
 
 
 def _stream(cfg: ExperimentConfig, tokenizer: Tokenizer, documents) -> LmData:
@@ -45,6 +56,11 @@ def _stream(cfg: ExperimentConfig, tokenizer: Tokenizer, documents) -> LmData:
     ids = [part for doc in ids for part in (doc, eos)]
   split = lm_batches.split_stream(np.concatenate(ids), cfg.data.validation_fraction,
                                   cfg.model.max_length)
+  return _stream_batches(cfg, tokenizer, split)
+
+
+def _stream_batches(cfg: ExperimentConfig, tokenizer: Tokenizer,
+                    split: lm_batches.Split) -> LmData:
   t, e, length = cfg.train, cfg.eval, cfg.model.max_length
 
   def rows(tokens, step, batch_size):
@@ -91,6 +107,8 @@ def build(cfg: ExperimentConfig, workdir: str) -> LmData:
   """Reads, cleans and tokenizes `data.*` (training a tokenizer unless one exists, see
   `tokenizer.make`)."""
   d = cfg.data
+  if d.dataset:
+    return _named_dataset(cfg, workdir)
   documents = corpus.texts(d)
   if d.packing == "stream":
     special = () if d.tokenizer == "char" else CAUSAL_LM_SPECIAL_TOKENS
@@ -102,3 +120,49 @@ def build(cfg: ExperimentConfig, workdir: str) -> LmData:
   texts = [doc.text for doc in (parts["train"] if d.tokenizer == "bpe" else documents)]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, CAUSAL_LM_SPECIAL_TOKENS)
   return _documents(cfg, tokenizer, parts)
+
+
+def encode_lines(tokenizer: Tokenizer, text: str) -> np.ndarray:
+  """[N] int32: the text encoded line by line, each line with its "\\n", concatenated
+  (BPE encodes the lines in parallel)."""
+  ids = encode_all(tokenizer, wikitext.lines(text))
+  return np.concatenate(ids) if ids else np.zeros(0, np.int32)
+
+
+def scored_stream(tokenizer: Tokenizer, text: str) -> np.ndarray:
+  """[N] int32: EOS (when the tokenizer has one), then `encode_lines(text)`. Sliding
+  windows score every token but the first, so with EOS in front every token of the
+  text is scored, as word-level perplexity needs (without, all but the first)."""
+  ids = encode_lines(tokenizer, text)
+  if special_tokens.EOS not in getattr(tokenizer, "special_tokens", ()):
+    return ids
+  return np.concatenate([np.array([tokenizer.token_id(special_tokens.EOS)], np.int32), ids])
+
+
+def _named_dataset(cfg: ExperimentConfig, workdir: str) -> LmData:
+  """data.dataset's own splits: train trains, validation validates, test is held out."""
+  d, length = cfg.data, cfg.model.max_length
+  parts = corpus.dataset_splits(d)
+  texts = {split: "".join(doc.text for doc in parts[split]) for split in sources.SPLITS}
+  # A character vocabulary covers every split; BPE learns from training text only.
+  vocabulary_texts = [texts["train"]] if d.tokenizer == "bpe" else list(texts.values())
+  if d.packing == "stream":
+    special = () if d.tokenizer == "char" else CAUSAL_LM_SPECIAL_TOKENS
+    tokenizer = tokenizer_lib.make(cfg, workdir, vocabulary_texts, special)
+    split = lm_batches.Split(encode_lines(tokenizer, texts["train"]),
+                             scored_stream(tokenizer, texts["validation"]))
+    for name, tokens in split._asdict().items():
+      if len(tokens) < length + 1:
+        raise DataError(f"the {name} split of {d.dataset} has {len(tokens)} tokens, fewer "
+                        f"than model.max_length + 1 = {length + 1}")
+    logging.info("%s: %d training and %d validation tokens", d.dataset, len(split.train),
+                 len(split.validation))
+    data = _stream_batches(cfg, tokenizer, split)
+  else:
+    tokenizer = tokenizer_lib.make(cfg, workdir, vocabulary_texts, CAUSAL_LM_SPECIAL_TOKENS)
+    data = dataclasses.replace(_documents(cfg, tokenizer, parts),
+                               validation_tokens=scored_stream(tokenizer, texts["validation"]))
+  words = ({split: wikitext.word_count(texts[split]) for split in ("validation", "test")}
+           if catalog.CATALOG[d.dataset].word_perplexity else None)
+  return dataclasses.replace(data, test_tokens=scored_stream(tokenizer, texts["test"]),
+                             word_counts=words)

@@ -7,6 +7,11 @@ passages is what gives it held-out text. A passage's sentences are its lines, ea
 encoded with its line break, so segments read as the text does ("Citizen:\\nBefore",
 not "Citizen:Before").
 
+A named text dataset (`data.dataset=wikitext-2`) keeps its own train/validation/test
+files; its passages are paragraphs and its sentences are cut at " . " boundaries
+(`wikitext.paragraphs`, `wikitext.sentences`), each encoded as the text reads, without
+an added line break.
+
 Training batches are a pure function of (train.seed, step), so resumes are exact;
 evaluation batches are built once, from the validation passages with the seed
 train.seed + 1, so every evaluation scores the same examples.
@@ -23,7 +28,7 @@ import numpy as np
 from absl import logging
 
 from transformer_jax.configuration import ExperimentConfig
-from transformer_jax.data import corpus, sentence_pairs, sources, special_tokens
+from transformer_jax.data import corpus, sentence_pairs, sources, special_tokens, wikitext
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import DataError
@@ -54,7 +59,13 @@ def _sentences(passage: sources.Document) -> list[str]:
 def encode_passages(tokenizer: Tokenizer,
                     passages: Sequence[sources.Document]) -> list[list[np.ndarray]]:
   """Each passage's sentences as [L] int32 ids; empty sentences and passages dropped."""
-  sentences = [_sentences(passage) for passage in passages]
+  return encode_sentences(tokenizer, [_sentences(passage) for passage in passages])
+
+
+def encode_sentences(tokenizer: Tokenizer,
+                     sentences: Sequence[Sequence[str]]) -> list[list[np.ndarray]]:
+  """Each passage (its sentences' texts) as [L] int32 ids a sentence; empty sentences and
+  passages dropped."""
   ids = tokenizer_lib.encode_all(tokenizer, [text for texts in sentences for text in texts])
   encoded, start = [], 0
   for texts in sentences:
@@ -82,21 +93,37 @@ def _summarize(split: str, passages: Sequence[Sequence[np.ndarray]], where: str)
                     "make a sentence pair from (passages are separated by blank lines)")
 
 
+def _file_sentences(d, seed: int) -> dict[str, list[list[str]]]:
+  """data.path's passages (blank-line separated) split by a hash of their names; each
+  passage as its sentences (lines, each with its line break)."""
+  passages = passage_documents(corpus.texts(d))
+  parts = sources.split_documents(passages, d.validation_fraction, d.test_fraction, seed)
+  return {split: [_sentences(passage) for passage in parts[split]] for split in sources.SPLITS}
+
+
+def _dataset_sentences(d) -> dict[str, list[list[str]]]:
+  """A named text dataset's own splits: passages are paragraphs, sentences cut at " . "."""
+  parts = corpus.dataset_splits(d)
+  return {split: [wikitext.sentences(paragraph) for document in parts[split]
+                  for paragraph in wikitext.paragraphs(document.text)]
+          for split in sources.SPLITS}
+
+
 def build(cfg: ExperimentConfig, workdir: str) -> MlmData:
   """Reads, cleans and tokenizes `data.*` (training a tokenizer unless one exists)."""
   d, t, e, length = cfg.data, cfg.train, cfg.eval, cfg.model.max_length
   if length < MIN_LENGTH:
     raise DataError(f"model.max_length={length} is too short for [CLS] a [SEP] b [SEP]: "
                     f"masked-LM rows need at least {MIN_LENGTH} positions")
-  where = d.path or d.format
-  passages = passage_documents(corpus.texts(d))
-  parts = sources.split_documents(passages, d.validation_fraction, d.test_fraction, t.seed)
+  where = d.dataset or d.path or d.format
+  sentences = _dataset_sentences(d) if d.dataset else _file_sentences(d, t.seed)
   # A character vocabulary covers every passage; BPE learns from training text only.
-  texts = [passage.text for passage in (parts["train"] if d.tokenizer == "bpe" else passages)]
+  texts = ["".join(passage) for split in sources.SPLITS for passage in sentences[split]
+           if split == "train" or d.tokenizer != "bpe"]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, MLM_SPECIAL_TOKENS)
   encoded = {}
   for split in sources.SPLITS:
-    encoded[split] = encode_passages(tokenizer, parts[split])
+    encoded[split] = encode_sentences(tokenizer, sentences[split])
     _summarize(split, encoded[split], where)
   batch_at = functools.partial(
       sentence_pairs.batch_at, length=length,

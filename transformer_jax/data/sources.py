@@ -137,25 +137,36 @@ def parse_jsonl(path: str, text: str, text_field: str) -> list[Document]:
     if not line.strip():
       continue
     where = f"{path}:{number}"
-    try:
-      record = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
-    except RecursionError as e:
-      raise DataError(f"{where}: JSON nested too deeply") from e
-    except ValueError as e:  # A number of more than 4300 digits.
-      raise DataError(f"{where}: not valid JSON ({e})") from e
-    if not isinstance(record, dict):
-      raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    if text_field not in record:
-      fields = ", ".join(name if name.isprintable() else repr(name) for name in record)
-      raise DataError(f"{where}: no field {text_field!r} (fields: {fields})")
-    value = record[text_field]
+    record = json_object(where, line)
+    value = json_field(where, record, text_field)
     if not isinstance(value, str):
       raise DataError(f"{where}: field {text_field!r} is {type(value).__name__}, "
                       "expected a string")
     documents.append(Document(value, where))
   return documents
+
+
+def json_object(where: str, line: str) -> dict:
+  """One line of a JSONL file as a JSON object; DataError naming `where` (file:line) else."""
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from e
+  except RecursionError as e:
+    raise DataError(f"{where}: JSON nested too deeply") from e
+  except ValueError as e:  # A number of more than 4300 digits.
+    raise DataError(f"{where}: not valid JSON ({e})") from e
+  if not isinstance(record, dict):
+    raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+  return record
+
+
+def json_field(where: str, record: dict, field: str):
+  """record[field]; DataError naming `where` and the record's fields when it has none."""
+  if field not in record:
+    fields = ", ".join(name if name.isprintable() else repr(name) for name in record)
+    raise DataError(f"{where}: no field {field!r} (fields: {fields})")
+  return record[field]
 
 
 def parse_tsv(path: str, text: str) -> list[Document]:
