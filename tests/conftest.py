@@ -135,3 +135,11 @@ def tiny_config(config_module: str = "clm", **overrides):
     section, field = path.split(".")
     setattr(config[section], field, value)
   return configuration.validate(config)
+
+
+@pytest.fixture(scope="session")
+def mlm_base(tmp_path_factory) -> pathlib.Path:
+  """A tiny BERT with a byte-level BPE (any text encodes): a base to fine-tune. Read-only."""
+  return _finished_run(tmp_path_factory, "mlm_base", (
+      "--config=configs/mlm.py:tiny", "--config.data.tokenizer=bpe",
+      "--config.data.vocab_size=300", "--config.model.max_length=48"))

@@ -1,9 +1,10 @@
 """What sequence classification needs from labelled text: a tokenizer, label ids, rows.
 
 A row is one text: for an encoder body `<cls> text <sep>` (BERT's layout), for a
-decoder body `text <eos>` (the classifier reads the last real token), cut to
-`length` tokens (model.max_length, less a soft prompt's slots), padded, with segment
-ids 1 on real tokens. The labels are the training split's, in sorted order, saved in
+decoder body `text <eos>` (the classifier reads the last real token), padded, with
+segment ids 1 on real tokens. Rows are as long as the longest example needs (rounded
+up to a multiple of 8), at most `length` tokens (model.max_length, less a soft
+prompt's slots), where longer texts are cut. The labels are the training split's, in sorted order, saved in
 the workdir (`labels.json`) so that evaluation and prediction read the same ids; a
 held-out label the training data never had is one line. Training batches are a
 pure function of (train.seed, step), as for every task.
@@ -96,7 +97,10 @@ def build(cfg: ExperimentConfig, workdir: str, splits: Splits, *, encoder: bool,
   """Tokenizer (the base's, the workdir's, or trained on the training texts), labels (the
   workdir's, else the training split's) and rows of `length` tokens."""
   special = ENCODER_SPECIAL_TOKENS if encoder else DECODER_SPECIAL_TOKENS
-  tokenizer = tokenizer_lib.make(cfg, workdir, [text for text, _ in splits["train"]], special)
+  # A character vocabulary covers every split's text; BPE learns from training text only.
+  vocabulary = splits["train"] if cfg.data.tokenizer == "bpe" else [
+      pair for pairs in splits.values() for pair in pairs]
+  tokenizer = tokenizer_lib.make(cfg, workdir, [text for text, _ in vocabulary], special)
   missing = [t for t in special if t not in getattr(tokenizer, "special_tokens", ())]
   if missing:
     raise DataError(f"the tokenizer lacks {', '.join(missing)}, which classification with "
@@ -105,6 +109,9 @@ def build(cfg: ExperimentConfig, workdir: str, splits: Splits, *, encoder: bool,
   if len(labels) < 2:
     raise DataError(f"the training split has {len(labels)} label(s): classification needs 2+")
   t, e = cfg.train, cfg.eval
+  longest = max(len(ids) for pairs in splits.values()
+                for ids in tokenizer_lib.encode_all(tokenizer, [text for text, _ in pairs]))
+  length = min(length, -(-(longest + 2) // 8) * 8)
   made = {split: labelled_rows(tokenizer, pairs, labels, length, encoder, split)
           for split, pairs in splits.items()}
   for split, pairs in splits.items():
