@@ -49,3 +49,11 @@ def test_pairs_pack_into_rows_with_their_own_segments_and_positions():
   # A pair longer than a row is dropped.
   long = sft_data.example(np.arange(1, 10), np.array([1, 2]), EOS)
   assert len(sft_data.pack([long], length=10, pad=PAD)["inputs"]) == 0
+
+
+def test_jsonl_pairs_read_their_target_field(tmp_path):
+  from transformer_jax.data import sources  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "pairs.jsonl"
+  path.write_text('{"prompt": "Hi.", "answer": "你好。"}\n{"prompt": "Bye.", "answer": "再见。"}\n')
+  corpus = sources.read_documents(str(path), "jsonl", text_field="prompt", target_field="answer")
+  assert [(d.text, d.target) for d in corpus.documents] == [("Hi.", "你好。"), ("Bye.", "再见。")]

@@ -152,6 +152,7 @@ class DataConfig:
   dataset: str = ""
   data_dir: str = ""  # Where named datasets live; "" = the per-user cache (catalog.py).
   label_field: str = "label"  # Labelled jsonl (classify): the field holding the label.
+  target_field: str = ""  # jsonl pairs (seq2seq, sft): the field holding the target.
 
 
 @dataclasses.dataclass(frozen=True)

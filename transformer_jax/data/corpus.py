@@ -18,6 +18,7 @@ from transformer_jax.data import catalog, cleaning, sources, text_files
 def read(d: DataConfig) -> sources.Corpus:
   """`data.*`'s corpus as read (uncleaned); replaced invalid bytes are logged."""
   corpus = sources.read_documents(d.path, d.format, text_field=d.text_field,
+                                  target_field=d.target_field,
                                   target_path=d.target_path, invalid_utf8=d.invalid_utf8)
   if corpus.replaced_bytes:
     logging.warning("replaced %d invalid UTF-8 bytes in %s", corpus.replaced_bytes,

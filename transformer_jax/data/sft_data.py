@@ -85,7 +85,7 @@ def encode(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple
 
 def build(cfg: ExperimentConfig, workdir: str) -> SftData:
   d, t, e, length = cfg.data, cfg.train, cfg.eval, cfg.model.max_length
-  pairs = translation_data.read_pairs(d)
+  pairs = translation_data.read_pairs(d, cfg.experiment)
   parts = translation_data.split_pairs(pairs, d.validation_fraction, d.test_fraction, t.seed)
   texts = {split: [(p.text, p.target) for p in members] for split, members in parts.items()}
   vocabulary = texts["train"] if d.tokenizer == "bpe" else [(p.text, p.target) for p in pairs]

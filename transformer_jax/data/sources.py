@@ -55,13 +55,15 @@ class Corpus:
 
 # pylint: disable-next=redefined-builtin
 def read_documents(path: str, format: str, *, text_field: str = "text",
-                   target_path: str = "", invalid_utf8: str = "fail") -> Corpus:
+                   target_path: str = "", invalid_utf8: str = "fail",
+                   target_field: str = "") -> Corpus:
   """Reads a corpus in one of DATA_FORMATS. `.gz` files are decompressed transparently.
 
   text, jsonl, tsv: `path` is a file, a glob, or a comma-separated list of them.
   aligned: `path` holds the sources and `target_path` the targets, line by line.
   python_stdlib: the running interpreter's standard library; `path` is ignored.
   invalid_utf8: "fail" (DataError naming file and byte offset) or "replace".
+  target_field: jsonl: the field holding a pair's target (its text: `text_field`).
   """
   check_invalid_utf8_policy(invalid_utf8)
   if format not in DATA_FORMATS:
@@ -80,7 +82,8 @@ def read_documents(path: str, format: str, *, text_field: str = "text",
     documents, replaced = _read_aligned(path, target_path, invalid_utf8)
   else:
     where = path
-    documents, replaced = _read_files(expand_paths(path), format, text_field, invalid_utf8)
+    documents, replaced = _read_files(expand_paths(path), format, text_field, invalid_utf8,
+                                      target_field)
   kept = tuple(document for document in documents if _has_text(document))
   if not kept:
     raise DataError(f"corpus is empty (no non-whitespace text): {where}")
@@ -130,19 +133,24 @@ def parse_text(path: str, text: str) -> list[Document]:
   return [Document(text, path)]
 
 
-def parse_jsonl(path: str, text: str, text_field: str) -> list[Document]:
-  """One JSON object per line, its text in `text_field`; blank lines skipped."""
+def parse_jsonl(path: str, text: str, text_field: str,
+                target_field: str = "") -> list[Document]:
+  """One JSON object per line, its text in `text_field` (and a pair's target in
+  `target_field`, when given); blank lines skipped."""
   documents = []
   for number, line in numbered_lines(text):
     if not line.strip():
       continue
     where = f"{path}:{number}"
     record = json_object(where, line)
-    value = json_field(where, record, text_field)
-    if not isinstance(value, str):
-      raise DataError(f"{where}: field {text_field!r} is {type(value).__name__}, "
-                      "expected a string")
-    documents.append(Document(value, where))
+    values = []
+    for field in (text_field, target_field) if target_field else (text_field,):
+      value = json_field(where, record, field)
+      if not isinstance(value, str):
+        raise DataError(f"{where}: field {field!r} is {type(value).__name__}, "
+                        "expected a string")
+      values.append(value)
+    documents.append(Document(values[0], where, values[1] if target_field else None))
   return documents
 
 
@@ -242,13 +250,13 @@ def hash_position(seed: int, name: str) -> float:
 
 
 def _read_files(files: list[str], format: str, text_field: str,  # pylint: disable=redefined-builtin
-                invalid_utf8: str) -> tuple[list[Document], int]:
+                invalid_utf8: str, target_field: str = "") -> tuple[list[Document], int]:
   documents, replaced = [], 0
   for file in files:
     text, file_replaced = read_corpus_file(file, invalid_utf8)
     replaced += file_replaced
     if format == "jsonl":
-      documents.extend(parse_jsonl(file, text, text_field))
+      documents.extend(parse_jsonl(file, text, text_field, target_field))
     elif format == "tsv":
       documents.extend(parse_tsv(file, text))
     else:

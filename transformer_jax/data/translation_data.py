@@ -46,14 +46,14 @@ class TranslationData:
   test_pairs: list[tuple[str, str]]
 
 
-def read_pairs(d: DataConfig) -> list[sources.Document]:
+def read_pairs(d: DataConfig, experiment: str = "seq2seq") -> list[sources.Document]:
   """The corpus's pairs (`.text` source, `.target` target), each side cleaned.
 
   Pairs with an empty (or all-whitespace) side after cleaning are dropped.
   """
   where = f"{d.path} and {d.target_path}" if d.format == "aligned" else d.path or d.format
-  if d.format not in PARALLEL_FORMATS:
-    raise DataError(f"seq2seq needs a parallel corpus: data.format tsv or aligned, "
+  if d.format not in PARALLEL_FORMATS and not (d.format == "jsonl" and d.target_field):
+    raise DataError(f"{experiment} needs a parallel corpus: data.format tsv or aligned, "
                     f"not {d.format!r} ({where})")
   parallel, rules = corpus.read(d), corpus.cleaning_rules(d)
   pairs = []
