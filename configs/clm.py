@@ -43,6 +43,8 @@ def base() -> ml_collections.ConfigDict:
   config.model.norm = "layernorm"
   config.model.norm_position = "pre"
   config.model.activation = "gelu"
+  config.model.norm_epsilon = 1e-5
+  config.model.quantize = "none"  # int8: weight-only int8 matmuls (inference modes only).
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)
@@ -56,6 +58,7 @@ def base() -> ml_collections.ConfigDict:
   config.data.tokenizer = "char"
   config.data.vocab_size = 0
   config.data.tokenizer_path = ""
+  config.data.special_token_names = ""  # ROLE=TOKEN,...: e.g. eos=<|endoftext|>.
   config.data.packing = "stream"
   config.data.chunk_overlap = 0
   config.data.validation_fraction = 0.1
@@ -83,7 +86,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
   config.train.steps_per_call = 1
   config.train.label_smoothing = 0.0
-  config.train.init_from = ""  # A workdir (or DIR@STEP) whose parameters start this run.
+  config.train.init_from = ""  # A workdir, DIR@STEP or hf:DIR whose parameters start this run.
   config.train.init_unmatched = ""  # Regexes: parameter paths a warm start may leave unmatched.
   config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
 
@@ -100,7 +103,7 @@ def base() -> ml_collections.ConfigDict:
   config.decode.temperature = 0.8
   config.decode.top_k = 200
   config.decode.top_p = 1.0  # 1.0: off.
-  config.decode.beam_size = 4  # strategy=beam (seq2seq).
+  config.decode.beam_size = 4  # strategy=beam (seq2seq translation, clm sampling).
   config.decode.length_penalty = 0.6  # strategy=beam: GNMT's alpha.
   config.decode.seed = 0
 

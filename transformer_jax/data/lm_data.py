@@ -99,6 +99,6 @@ def build(cfg: ExperimentConfig, workdir: str) -> LmData:
     return _stream(cfg, tokenizer, documents)
   parts = sources.split_documents(documents, d.validation_fraction, d.test_fraction,
                                   cfg.train.seed)
-  texts = [doc.text for doc in (parts["train"] if d.tokenizer == "bpe" else documents)]
+  texts = [doc.text for doc in (parts["train"] if d.tokenizer != "char" else documents)]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, CAUSAL_LM_SPECIAL_TOKENS)
   return _documents(cfg, tokenizer, parts)

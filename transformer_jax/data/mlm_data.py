@@ -92,7 +92,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> MlmData:
   passages = passage_documents(corpus.texts(d))
   parts = sources.split_documents(passages, d.validation_fraction, d.test_fraction, t.seed)
   # A character vocabulary covers every passage; BPE learns from training text only.
-  texts = [passage.text for passage in (parts["train"] if d.tokenizer == "bpe" else passages)]
+  texts = [passage.text for passage in (parts["train"] if d.tokenizer != "char" else passages)]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, MLM_SPECIAL_TOKENS)
   encoded = {}
   for split in sources.SPLITS:
