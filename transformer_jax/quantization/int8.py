@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.models.embedding import Embedding
+from transformer_jax.quantization import int8_kernel
 from transformer_jax.training import parameter_paths
 
 SCALE_SUFFIX = "_scale"
@@ -62,14 +63,29 @@ def dequantize_array(values: jax.Array, scale: jax.Array, num_output_axes: int) 
                                                                           scale.ndim))
 
 
-def int8_dot(x: jax.Array, values: jax.Array, scale: jax.Array, dtype: Any) -> jax.Array:
-  """x [..., in] · (values int8 [in, out] · scale [out]) -> [..., out] in dtype.
-
-  The scale is applied after the product (it is per output channel), so the product
-  itself reads the int8 weights: XLA converts them inside the dot.
-  """
-  product = jnp.dot(x.astype(dtype), values.astype(dtype))
+def xla_int8_dot(x: jax.Array, values: jax.Array, scale: jax.Array, dtype: Any,
+                 rows: bool = False) -> jax.Array:
+  """XLA's formulation of `int8_dot`: the int8 weights converted to dtype in the dot, the
+  per-output-channel scale applied after it."""
+  weights = values.astype(dtype)
+  product = jnp.dot(x.astype(dtype), weights.T if rows else weights)
   return product * scale.astype(dtype)
+
+
+def int8_dot(x: jax.Array, values: jax.Array, scale: jax.Array, dtype: Any,
+             rows: bool = False) -> jax.Array:
+  """x [..., in] · (values int8 [in, out] · scale [out]) -> [..., out] in dtype; rows:
+  values are [out, in] (the tied embedding table [V, D]).
+
+  On one CPU device in float32, the C++ kernel (`int8_kernel`) that reads each weight
+  as one byte; else XLA's formulation (`xla_int8_dot`), which converts the weights to
+  float32 first (see experiments/README.md for both speeds).
+  """
+  if int8_kernel.available(dtype):
+    flat = x.reshape(-1, x.shape[-1])
+    out = values.shape[0] if rows else values.shape[1]
+    return int8_kernel.matmul(flat, values, scale, rows).reshape(x.shape[:-1] + (out,))
+  return xla_int8_dot(x, values, scale, dtype, rows)
 
 
 def _scale_of(module: nn.Module):
@@ -85,6 +101,8 @@ def _interceptor(next_fun, args, kwargs, context):
   if context.method_name == "dot" and args[1].dtype == jnp.int8:
     x, kernel = args
     scale = _scale_of(module)
+    if isinstance(module, Embedding):  # kernel is the table transposed: use the table.
+      return int8_dot(x, module.embedding, scale, module.dtype, rows=True)
     return int8_dot(x, kernel, scale.reshape(kernel.shape[-1]), module.dtype)
   if (context.method_name == "__call__" and isinstance(module, Embedding)
       and module.embedding.dtype == jnp.int8):
