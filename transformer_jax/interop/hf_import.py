@@ -29,10 +29,6 @@ from transformer_jax.training import parameter_paths
 MAX_LINES = 20
 
 
-def _flag(value) -> str:
-  return str(value)
-
-
 def _prefix(folder: HfFolder) -> str:
   """The family's model prefix when the folder uses it ('transformer.', 'bert.'), else ''."""
   prefix = folder.family.PREFIX
@@ -69,8 +65,8 @@ def config_problems(folder: HfFolder, model: ModelConfig, experiment: str) -> li
                      f"head; this run has {have})")
     elif have != value and not (isinstance(value, float) and np.isclose(have, value,
                                                                           rtol=1e-9)):
-      lines.append(f"--config.model.{field}={_flag(value)} (config.json; this run has "
-                   f"{_flag(have)})")
+      lines.append(f"--config.model.{field}={value} (config.json; this run has "
+                   f"{have})")
   return lines
 
 
