@@ -7,10 +7,10 @@ the colour the weight (0 to 1, one scale for every panel).
 
 Drawing uses matplotlib's Agg canvas directly (no pyplot, no display, no global
 backend). Tick labels need a font that has their characters: matplotlib ships only
-DejaVu, which has no Chinese. `label_font` looks for an installed font that draws
-every label character (a CJK font such as Noto Sans CJK or WenQuanYi when one is
-installed); if none does, the characters no font draws are written as \\uXXXX
-escapes, and the log says so once.
+DejaVu, which has no Chinese. `label_font` adds installed fonts that draw what the
+default cannot (a CJK font such as Noto Sans CJK or WenQuanYi, when one is installed)
+for matplotlib's per-glyph fallback; characters no installed font draws are written as
+\\uXXXX escapes, and the log says so once.
 """
 
 from __future__ import annotations
@@ -55,22 +55,28 @@ def _charmap(path: str) -> frozenset[int]:
   return _CHARMAPS[path]
 
 
-def label_font(labels: Sequence[str]) -> tuple[Optional[str], set[str]]:
-  """(path of a font that draws every character of `labels`, or None; the characters that
-  the chosen font, matplotlib's default when None, cannot draw)."""
+def label_font(labels: Sequence[str]) -> tuple[Optional[list[str]], set[str]]:
+  """(font families for the labels: matplotlib's default, then installed fonts that draw
+  the characters it cannot, for matplotlib's per-glyph fallback; or None when the default
+  draws everything), and the characters no installed font draws."""
   needed = {c for label in labels for c in label if not c.isspace()}
-  default = font_manager.findfont(font_manager.FontProperties())
-  missing = {c for c in needed if ord(c) not in _charmap(default)}
+  default = font_manager.FontProperties()
+  missing = {c for c in needed if ord(c) not in _charmap(font_manager.findfont(default))}
   if not missing:
     return None, set()
+  families = [default.get_family()[0]]
   # LastResort maps every code point to a placeholder box: it draws nothing readable.
-  paths = sorted({entry.fname for entry in font_manager.fontManager.ttflist
-                  if "lastresort" not in os.path.basename(entry.fname).lower()})
-  for path in paths:
-    charmap = _charmap(path)
-    if all(ord(c) in charmap for c in needed):
-      return path, set()
-  return None, missing
+  entries = sorted({(entry.name, entry.fname) for entry in font_manager.fontManager.ttflist
+                    if "lastresort" not in os.path.basename(entry.fname).lower()})
+  while missing:
+    covered = {name: {c for c in missing if ord(c) in _charmap(path)}
+               for name, path in entries if name not in families}
+    best = max(covered, key=lambda name: len(covered[name]), default=None)
+    if best is None or not covered[best]:
+      break
+    families.append(best)
+    missing -= covered[best]
+  return (families if len(families) > 1 else None), missing
 
 
 def _escaped(label: str, missing: set[str]) -> str:
@@ -78,7 +84,7 @@ def _escaped(label: str, missing: set[str]) -> str:
 
 
 def _draw_layer(weights: np.ndarray, query_labels: Sequence[str], key_labels: Sequence[str],
-                title: str, path: str, font_path: Optional[str]) -> None:
+                title: str, path: str, families: Optional[list[str]]) -> None:
   """weights [H, T, S] -> one PNG with a panel per head."""
   heads, length, keys = weights.shape
   columns = math.ceil(math.sqrt(heads))
@@ -87,8 +93,7 @@ def _draw_layer(weights: np.ndarray, query_labels: Sequence[str], key_labels: Se
   figure = Figure(figsize=(columns * panel + 1.2, rows * panel + 0.8), dpi=100,
                   layout="constrained")
   FigureCanvasAgg(figure)
-  font = {} if font_path is None else {"fontproperties": font_manager.FontProperties(
-      fname=font_path)}
+  font = {} if families is None else {"fontfamily": families}
   size = max(4.0, min(9.0, 260.0 / max(length, keys, 1)))
   image = None
   for head in range(heads):
@@ -118,7 +123,7 @@ def write_maps(directory: str, name: str, weights: np.ndarray, query_labels: Seq
   np.save(os.path.join(directory, f"{name}.npy"), weights)
   query_labels = [visible(label) for label in query_labels]
   key_labels = [visible(label) for label in key_labels]
-  font_path, missing = label_font(list(query_labels) + list(key_labels))
+  families, missing = label_font(list(query_labels) + list(key_labels))
   if missing:
     query_labels = [_escaped(label, missing) for label in query_labels]
     key_labels = [_escaped(label, missing) for label in key_labels]
@@ -132,6 +137,6 @@ def write_maps(directory: str, name: str, weights: np.ndarray, query_labels: Seq
   for layer in range(layers):
     path = os.path.join(directory, f"{name}_layer_{layer}.png")
     _draw_layer(weights[layer], query_labels, key_labels,
-                f"{title}, layer {layer} (rows: queries, columns: keys)", path, font_path)
+                f"{title}, layer {layer} (rows: queries, columns: keys)", path, families)
     paths.append(path)
   return paths
