@@ -6,7 +6,8 @@ eval_token_accuracy of the latest checkpoint, teacher-forced on validation pairs
 then eval_bleu: the test split decoded with decode.strategy, hypotheses written to
 translations_test_step<N>.txt) and `translate` (--input sentences, one a line, or
 - for stdin; one translation a line to --output or stdout) and `attention` (translates
---input=TEXT and draws self- and cross-attention maps to --output=DIR). With eval.bleu_pairs > 0
+--input=TEXT and draws self- and cross-attention maps to --output=DIR) and `export`
+(--format=native). With eval.bleu_pairs > 0
 every evaluation, in training and in `eval`, also reports eval_validation_bleu: that
 many validation pairs decoded with decode.strategy.
 tokens/s counts source and target positions.
@@ -196,6 +197,8 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
     translate(cfg, workdir, inputs)
   elif mode == "attention":
     attention(cfg, workdir, inputs)
+  elif mode == "export":  # --format=native only: no Hugging Face family here.
+    task_lib.export(build_task(cfg, workdir, need_data=False), inputs)
   else:
     raise UserError(f"--mode={mode} is not available for experiment seq2seq: "
-                    "use train, eval, translate or attention")
+                    "use train, eval, translate, attention or export")

@@ -270,7 +270,7 @@ def export(task: Task, inputs: ModeInputs) -> str:
     raise ConfigError("model.quantize", "--format=hf writes float32 weights; int8 exports "
                       "are --format=native")
   if form == "hf":
-    hf_export.check_exportable(task.cfg)  # Before the checkpoint is read.
+    hf_export.check_exportable(task.cfg)  # Before the checkpoint is read (clm, mlm only).
   params, step = inference_state(task)
   if form == "hf":
     hf_export.write(directory, task.cfg, task.tokenizer, params)

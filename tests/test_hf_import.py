@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from conftest import tiny_config
+from conftest import run_launch, tiny_config
 from experiments import clm as clm_experiment
 from experiments import mlm as mlm_experiment
 from transformer_jax.data import special_tokens
@@ -217,3 +217,16 @@ def test_a_bert_model_without_heads_needs_init_unmatched(tmp_path, corpus):
 def test_the_fixture_folders_stay_small():
   total = sum(os.path.getsize(path) for path in FIXTURES.rglob("*") if path.is_file())
   assert total < 500_000
+
+
+def test_from_launch_imported_gpt2_fine_tunes_and_samples(tmp_path, corpus):
+  workdir = tmp_path / "run"
+  flags = [f"--config.{key}={value}" for key, value in GPT2_FLAGS.items()]
+  result = run_launch("--config=configs/clm.py:tiny", f"--workdir={workdir}",
+                      f"--config.train.init_from=hf:{GPT2}", f"--config.data.path={corpus}",
+                      "--config.train.num_steps=4", "--config.train.eval_every_steps=4",
+                      "--config.decode.max_new_tokens=6", *flags)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"warm start from hf:{GPT2} step 0: 36 parameter arrays loaded" in result.stderr
+  assert (workdir / "tokenizer.json").read_bytes() == (GPT2 / "tokenizer.json").read_bytes()
+  assert (workdir / "samples.txt").read_text(encoding="utf-8").startswith("===== step 4 =====")
