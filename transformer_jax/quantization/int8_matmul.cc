@@ -182,13 +182,36 @@ ffi::Error Int8MatmulImpl(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::S8> w,
   return ffi::Error::Success();
 }
 
-constexpr int64_t kRowBlock = 4;  // Rows of w [out, in] (outputs) dotted together.
+constexpr int64_t kRowBlock = 8;  // Rows of w [out, in] (outputs) dotted together.
 constexpr int64_t kLanes = 16;    // Partial sums per output, kept in vector registers.
 
 // y[n, first : first + kRowBlock] for every row n of x: kRowBlock independent
 // accumulators of kLanes lanes hide the FMA latency; the lanes are summed at the end.
 void RowBlock(const float* x, const int8_t* w, const float* scale, float* y, int64_t rows,
               int64_t in, int64_t out, int64_t first) {
+#if defined(__AVX512F__)
+  const int64_t whole = in - in % 16;
+  for (int64_t n = 0; n < rows; ++n) {
+    const float* xr = x + n * in;
+    __m512 acc[kRowBlock];
+    for (int r = 0; r < kRowBlock; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < whole; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(xr + i);
+      for (int r = 0; r < kRowBlock; ++r) {
+        const __m128i bytes =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + (first + r) * in + i));
+        acc[r] = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)), acc[r]);
+      }
+    }
+    for (int r = 0; r < kRowBlock; ++r) {
+      float sum = _mm512_reduce_add_ps(acc[r]);
+      for (int64_t i = whole; i < in; ++i) {
+        sum += xr[i] * static_cast<float>(w[(first + r) * in + i]);
+      }
+      y[n * out + first + r] = sum * scale[first + r];
+    }
+  }
+#else
   const int64_t whole = in - in % kLanes;
   for (int64_t n = 0; n < rows; ++n) {
     const float* xr = x + n * in;
@@ -209,6 +232,7 @@ void RowBlock(const float* x, const int8_t* w, const float* scale, float* y, int
       y[n * out + first + r] = sum * scale[first + r];
     }
   }
+#endif
 }
 
 // Weights [out, in]: each output is a dot of x with one contiguous row of w, so a wide
