@@ -78,7 +78,16 @@ def _registered() -> tuple[bool, str]:
   path, reason = build()
   if path is None:
     return False, reason
-  library = ctypes.cdll.LoadLibrary(path)
+  # OpenMP threads that spin while they wait stall when the cores are busy (XLA's own
+  # threads, another process): the library's OpenMP runtime starts with passive waits,
+  # read from the environment when it loads, unless the user chose a policy.
+  previous = os.environ.get("OMP_WAIT_POLICY")
+  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+  try:
+    library = ctypes.cdll.LoadLibrary(path)
+  finally:
+    if previous is None:
+      del os.environ["OMP_WAIT_POLICY"]
   for target, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform="cpu")
