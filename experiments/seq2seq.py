@@ -176,11 +176,11 @@ def attention(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) 
   paths = attention_plots.write_maps(directory, "encoder_self_attention", encoder,
                                      source_labels, source_labels, "encoder self-attention")
   paths += attention_plots.write_maps(directory, "decoder_self_attention", decoder,
-                                      predicted_labels, input_labels,
-                                      "decoder self-attention (rows: the predicted token)")
+                                      predicted_labels, input_labels, "decoder self-attention",
+                                      "rows: the token predicted, columns: the decoder's inputs")
   paths += attention_plots.write_maps(directory, "cross_attention", cross, predicted_labels,
-                                      source_labels, "cross-attention (rows: the predicted "
-                                      "token, columns: the source)")
+                                      source_labels, "cross-attention",
+                                      "rows: the token predicted, columns: the source")
   logging.info("translated %r -> %r; wrote %d attention maps and their .npy to %s", text,
                translation, len(paths), directory)
   return paths

@@ -111,9 +111,10 @@ def _draw_layer(weights: np.ndarray, query_labels: Sequence[str], key_labels: Se
 
 
 def write_maps(directory: str, name: str, weights: np.ndarray, query_labels: Sequence[str],
-               key_labels: Sequence[str], title: str) -> list[str]:
-  """Writes <name>.npy (weights [L, H, T, S]) and one <name>_layer_<l>.png per layer;
-  returns the PNG paths."""
+               key_labels: Sequence[str], title: str,
+               axes_note: str = "rows: queries, columns: keys") -> list[str]:
+  """Writes <name>.npy (weights [L, H, T, S]) and one <name>_layer_<l>.png per layer,
+  titled '<title>, layer <l>' over axes_note; returns the PNG paths."""
   weights = np.asarray(weights, np.float32)
   layers, _, length, keys = weights.shape
   if (length, keys) != (len(query_labels), len(key_labels)):
@@ -137,6 +138,6 @@ def write_maps(directory: str, name: str, weights: np.ndarray, query_labels: Seq
   for layer in range(layers):
     path = os.path.join(directory, f"{name}_layer_{layer}.png")
     _draw_layer(weights[layer], query_labels, key_labels,
-                f"{title}, layer {layer} (rows: queries, columns: keys)", path, families)
+                f"{title}, layer {layer}\n{axes_note}", path, families)
     paths.append(path)
   return paths
