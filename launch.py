@@ -23,15 +23,22 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder; default runs/<config name>[-<preset>].")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample", "translate", "predict"],
-                          "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train",
+                          ["train", "eval", "sample", "translate", "predict", "attention",
+                           "export"], "What to do.")
 _PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
 _PROMPTS_FILE = flags.DEFINE_string(
     "prompts_file", None, "--mode=sample (clm): a file of prompts, one a line, decoded together.")
 _INPUT = flags.DEFINE_string(
-    "input", None, "--mode=translate or predict: a file of texts, one a line, or - for stdin.")
+    "input", None, "--mode=translate or predict: a file of texts, one a line, or - for "
+    "stdin; --mode=attention: the text whose attention to draw.")
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "--mode=translate or predict: the file for the results; default stdout.")
+    "output", None, "--mode=translate or predict: the file for the results (default "
+    "stdout); --mode=attention and --mode=export: the directory to write.")
+_FORMAT = flags.DEFINE_enum(
+    "format", None, ["hf", "native"], "--mode=export: hf (a Hugging Face GPT-2 or BERT "
+    "folder) or native (default: the parameter tree as safetensors, int8 with "
+    "--config.model.quantize=int8).")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "Multi-process: HOST:PORT where the processes meet "
     "(with --num_processes and --process_id; none of them: auto-detect a cluster).")
@@ -121,18 +128,21 @@ def parse_flags(argv):
     _fail(message)
 
 
-# Flags that only one mode reads: given to another, they would be silently ignored.
-_MODES_OF_FLAG = {"prompt": ("sample",), "prompts_file": ("sample",),
-                  "input": ("translate", "predict"), "output": ("translate", "predict")}
+# Flags that only some modes read: given to another, they would be silently ignored.
+_MODE_OF_FLAG = {"prompt": ("sample",), "prompts_file": ("sample",),
+                 "input": ("translate", "predict", "attention"),
+                 "output": ("translate", "predict", "attention", "export"),
+                 "format": ("export",)}
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  for name, modes in _MODES_OF_FLAG.items():
+  for name, modes in _MODE_OF_FLAG.items():
     if flags.FLAGS[name].present and _MODE.value not in modes:
-      _fail(f"--{name} is read by --mode={' or '.join(modes)} only, not --mode={_MODE.value}")
+      readers = " and ".join(f"--mode={mode}" for mode in modes)
+      _fail(f"--{name} is read by {readers} only, not --mode={_MODE.value}")
   try:
     cfg = configuration.validate(_CONFIG.value)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
@@ -144,7 +154,8 @@ def main(argv):
       logging.set_verbosity(logging.WARNING)  # One log: process 0's.
     experiment = configuration.experiment_module(cfg.experiment)
     inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
-                        input_path=_INPUT.value, output_path=_OUTPUT.value)
+                        input_path=_INPUT.value, output_path=_OUTPUT.value,
+                        format=_FORMAT.value)
     experiment.run(cfg, workdir, _MODE.value, inputs)
   except UserError as e:
     _fail(str(e))

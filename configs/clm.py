@@ -49,6 +49,8 @@ def base() -> ml_collections.ConfigDict:
   config.model.remat = "none"  # full or save_dots: recompute activations, save memory.
   config.model.scan_layers = False  # One compiled block scanned over the layers.
   config.model.classifier_body = "encoder"  # classify: encoder (BERT) or decoder (GPT).
+  config.model.norm_epsilon = 1e-5
+  config.model.quantize = "none"  # int8: weight-only int8 matmuls (inference modes only).
 
   config.data = ml_collections.ConfigDict()
   config.data.path = os.path.normpath(_SHIPPED_TEXT)
@@ -62,6 +64,7 @@ def base() -> ml_collections.ConfigDict:
   config.data.tokenizer = "char"
   config.data.vocab_size = 0
   config.data.tokenizer_path = ""
+  config.data.special_token_names = ""  # ROLE=TOKEN,...: e.g. eos=<|endoftext|>.
   config.data.packing = "stream"
   config.data.chunk_overlap = 0
   config.data.validation_fraction = 0.1
@@ -92,7 +95,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
   config.train.steps_per_call = 1
   config.train.label_smoothing = 0.0
-  config.train.init_from = ""  # A workdir (or DIR@STEP) whose parameters start this run.
+  config.train.init_from = ""  # A workdir, DIR@STEP or hf:DIR whose parameters start this run.
   config.train.init_unmatched = ""  # Regexes: parameter paths a warm start may leave unmatched.
   config.train.trainable = ".*"  # Regexes: the parameters that train; the rest are frozen.
   config.train.microbatches = 1  # Gradient accumulation: micro-batches per device per step.
@@ -112,7 +115,7 @@ def base() -> ml_collections.ConfigDict:
   config.decode.temperature = 0.8
   config.decode.top_k = 200
   config.decode.top_p = 1.0  # 1.0: off.
-  config.decode.beam_size = 4  # strategy=beam (seq2seq).
+  config.decode.beam_size = 4  # strategy=beam (seq2seq translation, clm sampling).
   config.decode.length_penalty = 0.6  # strategy=beam: GNMT's alpha.
   config.decode.seed = 0
 

@@ -1,11 +1,14 @@
 """Causal LM task: a GPT on any `data.*` corpus (char or BPE, stream or packed documents).
 
 Modes: `train` (resumes from the workdir's latest checkpoint, evaluates, then
-samples), `eval` (validation loss and perplexity of the latest checkpoint) and
-`sample` (continues a prompt). On a named text dataset (`data.dataset=wikitext-2`),
-`eval` with `eval.stride` > 0 also scores the test split (`test_*` metrics) and, where
-the catalog says so, reports word-level perplexity (`eval_word_perplexity`,
-`test_word_perplexity`: exp(total NLL / words, one <eos> per line)).
+samples), `eval` (validation loss and perplexity of the latest checkpoint),
+`sample` (continues a prompt; decode.strategy=beam gives the n-best continuations
+with their scores), `attention` (draws the attention weights over --input) and
+`export` (the latest checkpoint as a Hugging Face GPT-2 folder, or the project's own).
+On a named text dataset (`data.dataset=wikitext-2`), `eval` with `eval.stride` > 0
+also scores the test split (`test_*` metrics) and, where the catalog says so,
+reports word-level perplexity (`eval_word_perplexity`, `test_word_perplexity`:
+exp(total NLL / words, one <eos> per line)).
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from experiments import task as task_lib
 from transformer_jax.configuration import ExperimentConfig
 from transformer_jax.data import catalog, chunking, lm_data, row_batches, special_tokens
 from transformer_jax.data.line_files import read_lines
 from transformer_jax.decoding import generate, kv_decoding, model_steps, samplers
+from transformer_jax.decoding.beam_search import BeamOptions
 from transformer_jax.errors import DataError, UserError
+from transformer_jax.inspection import attention_plots
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 from transformer_jax.training import distributed
@@ -36,7 +42,7 @@ PACKINGS = ("stream", "documents")  # The row layouts lm_data builds.
 def validate(cfg: ExperimentConfig) -> None:
   """The rules of this experiment's own (see `configuration.validate`)."""
   task_lib.check_packing(cfg, PACKINGS)
-  task_lib.check_no_translation_fields(cfg)
+  task_lib.check_no_bleu(cfg)
   catalog.check_kind(cfg, (catalog.TEXT,))
 
 
@@ -82,23 +88,37 @@ def sample_text(task: task_lib.Task, params, prompt: str) -> str:
   return task.tokenizer.decode(np.asarray(tokens)[0, :len(prompt_ids) + d.max_new_tokens])
 
 
-def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]:
-  """Continues every prompt at once, as one left-padded ragged batch (KV-cached): each
-  continuation has up to decode.max_new_tokens tokens, fewer when the longest prompt
-  leaves less room in model.max_length; EOS, where the tokenizer has one, ends a row."""
+def _stop_tokens(task: task_lib.Task) -> tuple[int, ...]:
+  """EOS, where the tokenizer has one: it ends a continuation."""
+  if special_tokens.EOS in getattr(task.tokenizer, "special_tokens", ()):
+    return (task.tokenizer.token_id(special_tokens.EOS),)
+  return ()
+
+
+def _prompt_batch(task: task_lib.Task, prompts: list[str]):
+  """(tokens [B, P] left-padded, lengths [B], new tokens that fit model.max_length)."""
   d, length = task.cfg.decode, task.cfg.model.max_length
   ids = [list(task.tokenizer.encode(prompt)) for prompt in prompts]
   for number, prompt_ids in enumerate(ids, start=1):
     if not prompt_ids:
-      raise DataError(f"prompt {number} of --prompts_file is empty")
+      raise DataError("the prompt is empty" if len(ids) == 1 else
+                      f"prompt {number} of --prompts_file is empty")
   bucket = max(len(prompt_ids) for prompt_ids in ids)
   max_new_tokens = min(d.max_new_tokens, length + 1 - bucket)
   if max_new_tokens < 1:
     raise DataError(f"the longest prompt has {bucket} tokens: no room for a new token "
                     f"within model.max_length={length}")
-  stop_tokens = ((task.tokenizer.token_id(special_tokens.EOS),)
-                 if special_tokens.EOS in getattr(task.tokenizer, "special_tokens", ()) else ())
   tokens, lengths = kv_decoding.left_pad(ids, bucket)
+  return tokens, lengths, max_new_tokens
+
+
+def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]:
+  """Continues every prompt at once, as one left-padded ragged batch (KV-cached): each
+  continuation has up to decode.max_new_tokens tokens, fewer when the longest prompt
+  leaves less room in model.max_length; EOS, where the tokenizer has one, ends a row."""
+  d = task.cfg.decode
+  tokens, lengths, max_new_tokens = _prompt_batch(task, prompts)
+  stop_tokens = _stop_tokens(task)
   sampler = samplers.for_strategy(d.strategy, d.temperature, d.top_k, d.top_p)
   model, params = task_lib.decoding_model(task, params)
   run = jax.jit(functools.partial(model_steps.generate, model, sampler=sampler,
@@ -109,6 +129,58 @@ def sample_prompts(task: task_lib.Task, params, prompts: list[str]) -> list[str]
   new_tokens, new_lengths = np.asarray(new_tokens), np.asarray(new_lengths)
   return [task.tokenizer.decode([int(t) for t in row[:count] if int(t) not in stop_tokens])
           for row, count in zip(new_tokens, new_lengths)]
+
+
+def beam_continuations(task: task_lib.Task, params,
+                       prompts: list[str]) -> list[list[tuple[str, float, float]]]:
+  """decode.strategy=beam: each prompt's decode.beam_size best continuations, best first,
+  as (text, score, log P). Scores as in translation: log P / GNMT's length penalty
+  (decode.length_penalty). One left-padded KV-cached batch, so a continuation stops at
+  EOS (where the tokenizer has one) or within model.max_length."""
+  d = task.cfg.decode
+  tokens, lengths, max_new_tokens = _prompt_batch(task, prompts)
+  if max_new_tokens < d.max_new_tokens:
+    logging.warning("beam search continues within model.max_length=%d: %d new tokens, not "
+                    "decode.max_new_tokens=%d", task.cfg.model.max_length, max_new_tokens,
+                    d.max_new_tokens)
+  stop_tokens = _stop_tokens(task)
+  options = BeamOptions(beam_size=d.beam_size, alpha=d.length_penalty,
+                        eos_token=stop_tokens[0] if stop_tokens else None)
+  run = jax.jit(functools.partial(model_steps.beam_search, task.model, options=options,
+                                  max_new_tokens=max_new_tokens))
+  result = jax.device_get(run(params, jnp.asarray(tokens), jnp.asarray(lengths)))
+  n_best = []
+  for row in range(len(prompts)):
+    hypotheses = []
+    for beam in range(d.beam_size):
+      if not np.isfinite(result.scores[row, beam]):
+        continue  # Fewer hypotheses exist than beams (a tiny vocabulary).
+      kept = [int(t) for t in result.tokens[row, beam, :result.lengths[row, beam]]
+              if int(t) not in stop_tokens]
+      hypotheses.append((task.tokenizer.decode(kept), float(result.scores[row, beam]),
+                         float(result.log_probs[row, beam])))
+    n_best.append(hypotheses)
+  return n_best
+
+
+def n_best_text(prompts: list[str], n_best: list[list[tuple[str, float, float]]],
+                numbered: bool) -> str:
+  """One block per hypothesis: a header with its rank and scores, then prompt + text."""
+  blocks = []
+  for number, (prompt, hypotheses) in enumerate(zip(prompts, n_best), start=1):
+    for rank, (text, score, log_prob) in enumerate(hypotheses, start=1):
+      where = f"prompt {number}, " if numbered else ""
+      blocks.append(f"===== {where}beam {rank} of {len(hypotheses)}: score {score:.4f} "
+                    f"(log P {log_prob:.4f}) =====\n{prompt}{text}")
+  return "\n".join(blocks)
+
+
+def continue_prompt(task: task_lib.Task, params, prompt: str) -> str:
+  """The text `sample` and `train` record for one prompt: the n-best with beam search,
+  else the prompt and its continuation."""
+  if task.cfg.decode.strategy == "beam":
+    return n_best_text([prompt], beam_continuations(task, params, [prompt]), numbered=False)
+  return sample_text(task, params, prompt)
 
 
 def _record_sample(workdir: str, step: int, text: str) -> None:
@@ -124,7 +196,7 @@ def train(cfg: ExperimentConfig, workdir: str) -> None:
   result = task_lib.train(task, workdir, cfg.train.batch_size * cfg.model.max_length)
   if result is not None and task.cfg.decode.max_new_tokens:
     _record_sample(workdir, int(result.state.step),
-                   sample_text(task, result.state.params, task.cfg.decode.prompt))
+                   continue_prompt(task, result.state.params, task.cfg.decode.prompt))
 
 
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
@@ -132,23 +204,23 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   if not cfg.eval.stride:
     return task_lib.evaluate(task, workdir)
   # Every held-out token scored once, with up to max_length tokens of context.
-  state = task_lib.restored_state(task)
-  metrics = {**_sliding_window_metrics(task, state.params, task.data.validation_tokens),
+  params, step = task_lib.inference_state(task)
+  metrics = {**_sliding_window_metrics(task, params, task.data.validation_tokens),
              "eval_stride": cfg.eval.stride}
   if task.data.test_tokens is not None:
-    test = _sliding_window_metrics(task, state.params, task.data.test_tokens)
+    test = _sliding_window_metrics(task, params, task.data.test_tokens)
     metrics.update({"test" + name.removeprefix("eval"): value for name, value in test.items()})
   if task.data.word_counts is not None:
     metrics.update(word_level_metrics(metrics, task.data.word_counts))
-  task_lib.record_evaluation(workdir, int(state.step), metrics)
+  task_lib.record_evaluation(workdir, step, metrics)
   return metrics
 
 
 def _sliding_window_metrics(task: task_lib.Task, params, tokens: np.ndarray) -> dict:
   cfg = task.cfg
   windows = chunking.sliding_windows(tokens, cfg.model.max_length, cfg.eval.stride)
-  return task.trainer.evaluate(params, row_batches.batches_of_rows(windows,
-                                                                   cfg.eval.batch_size))
+  return task_lib.evaluate_params(task, params, row_batches.batches_of_rows(
+      windows, cfg.eval.batch_size))
 
 
 def word_level_metrics(metrics: dict, word_counts: dict[str, int]) -> dict[str, float]:
@@ -175,16 +247,42 @@ def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str],
     if not prompts:
       raise DataError(f"--prompts_file {prompts_file} holds no prompt")
   task = build_task(cfg, workdir, need_data=False)
-  state = task_lib.restored_state(task)
-  if prompts is not None:
-    continuations = sample_prompts(task, state.params, prompts)
+  params, step = task_lib.inference_state(task)
+  if prompts is not None and cfg.decode.strategy == "beam":
+    text = n_best_text(prompts, beam_continuations(task, params, prompts), numbered=True)
+  elif prompts is not None:
+    continuations = sample_prompts(task, params, prompts)
     text = "\n".join(f"===== prompt {number} =====\n{prompt}{continuation}"
                      for number, (prompt, continuation)
                      in enumerate(zip(prompts, continuations), start=1))
   else:
-    text = sample_text(task, state.params, prompt if prompt is not None else cfg.decode.prompt)
-  _record_sample(workdir, int(state.step), text)
+    text = continue_prompt(task, params, prompt if prompt is not None else cfg.decode.prompt)
+  _record_sample(workdir, step, text)
   return text
+
+
+def attention(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) -> list[str]:
+  """--mode=attention: the self-attention weights of every layer over --input's tokens (the
+  first model.max_length), as <output>/self_attention.npy [L, H, T, T] and one PNG per layer."""
+  cfg, text, directory = task_lib.attention_inputs(cfg, inputs)
+  task = build_task(cfg, workdir, need_data=False)
+  params = task_lib.inference_params(task)
+  ids = task.tokenizer.encode(text)
+  if len(ids) == 0:
+    raise DataError("--input holds no token")
+  if len(ids) > cfg.model.max_length:
+    logging.warning("--input has %d tokens: drawing the first model.max_length=%d", len(ids),
+                    cfg.model.max_length)
+    ids = ids[:cfg.model.max_length]
+  out = jax.jit(lambda params, tokens: task.model.apply(
+      {"params": params}, tokens, deterministic=True, return_attention_weights=True))(
+          params, jnp.asarray(ids)[None])
+  labels = attention_plots.token_labels(task.tokenizer, ids)
+  paths = attention_plots.write_maps(directory, "self_attention",
+                                     np.asarray(out.attention_weights)[:, 0], labels, labels,
+                                     "self-attention")
+  logging.info("wrote %d attention maps and self_attention.npy to %s", len(paths), directory)
+  return paths
 
 
 def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
@@ -194,6 +292,10 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
     evaluate(cfg, workdir)
   elif mode == "sample":
     sample(cfg, workdir, inputs.prompt, inputs.prompts_file)
+  elif mode == "attention":
+    attention(cfg, workdir, inputs)
+  elif mode == "export":
+    task_lib.export(build_task(cfg, workdir, need_data=False), inputs)
   else:
     raise UserError(f"--mode={mode} is not available for experiment clm: "
-                    "use train, eval or sample")
+                    "use train, eval, sample, attention or export")

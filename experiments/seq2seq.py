@@ -5,7 +5,9 @@ Modes: `train` (resumes, evaluates), `eval` (eval_loss, eval_perplexity,
 eval_token_accuracy of the latest checkpoint, teacher-forced on validation pairs;
 then eval_bleu: the test split decoded with decode.strategy, hypotheses written to
 translations_test_step<N>.txt) and `translate` (--input sentences, one a line, or
-- for stdin; one translation a line to --output or stdout). With eval.bleu_pairs > 0
+- for stdin; one translation a line to --output or stdout) and `attention` (translates
+--input=TEXT and draws self- and cross-attention maps to --output=DIR) and `export`
+(--format=native). With eval.bleu_pairs > 0
 every evaluation, in training and in `eval`, also reports eval_validation_bleu: that
 many validation pairs decoded with decode.strategy.
 tokens/s counts source and target positions.
@@ -13,10 +15,14 @@ tokens/s counts source and target positions.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Optional, Sequence, TypeVar
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import logging
 
 from experiments import task as task_lib
@@ -25,6 +31,7 @@ from transformer_jax.data import catalog, line_files, translation_data
 from transformer_jax.decoding.translator import Translator
 from transformer_jax.errors import UserError
 from transformer_jax.evaluation import bleu
+from transformer_jax.inspection import attention_plots
 from transformer_jax.models.encoder_decoder import EncoderDecoder
 from transformer_jax.objectives.seq2seq import Seq2SeqObjective
 from transformer_jax.training.loop import MoreMetrics
@@ -99,15 +106,14 @@ def validation_bleu(task: task_lib.Task, translator: Translator) -> Optional[Mor
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   """Teacher-forced metrics, then BLEU of decode.strategy's translations of the test split."""
   task = build_task(cfg, workdir)
-  state = task_lib.restored_state(task)
-  step = int(state.step)
+  params, step = task_lib.inference_state(task)
   translator = make_translator(task)  # One compilation for validation and test.
-  metrics = task.trainer.evaluate(state.params, task.data.eval_batches(),
-                                  validation_bleu(task, translator))
+  metrics = task_lib.evaluate_params(task, params, task.data.eval_batches(),
+                                     validation_bleu(task, translator))
   pairs = task.data.test_pairs
   if pairs:
     start, cut_before = time.time(), translator.num_cut
-    metrics["eval_bleu"], hypotheses = translated_bleu(translator, state.params, pairs)
+    metrics["eval_bleu"], hypotheses = translated_bleu(translator, params, pairs)
     line_files.write_lines(hypotheses,
                            os.path.join(workdir, TRANSLATIONS_FILE.format(step=step)))
     logging.info("test BLEU %.2f (tokenize %s, decode.strategy=%s) on %d pairs in %.1f s; "
@@ -126,15 +132,61 @@ def translate(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) 
     raise UserError("--mode=translate needs --input=FILE (one sentence a line, - for stdin)")
   sentences = line_files.read_lines(inputs.input_path, "--input")
   task = build_task(cfg, workdir, need_data=False)
-  state = task_lib.restored_state(task)
+  params = task_lib.inference_params(task)
   translator = make_translator(task)
-  translations = ([_one_line(t) for t in translator.translate(state.params, sentences)]
+  translations = ([_one_line(t) for t in translator.translate(params, sentences)]
                   if sentences else [])
   if translator.num_cut:
     logging.warning("cut %d of %d sentences to model.max_length=%d tokens", translator.num_cut,
                     len(sentences), cfg.model.max_length)
   line_files.write_lines(translations, inputs.output_path)
   return translations
+
+
+def attention(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) -> list[str]:
+  """--mode=attention: translates --input with decode.strategy, then draws the encoder's
+  self-attention over the source, the decoder's over the translation and the
+  cross-attention between them (rows: each translation token as the decoder predicts it,
+  after <bos> and the tokens before it; the last row predicts <eos>). Writes
+  encoder_self_attention, decoder_self_attention and cross_attention .npy [L, H, T, S]
+  and one PNG per layer of each to --output."""
+  cfg, text, directory = task_lib.attention_inputs(cfg, inputs)
+  task = build_task(cfg, workdir, need_data=False)
+  params = task_lib.inference_params(task)
+  translator = make_translator(task)
+  translation = translator.translate(params, [text])[0]
+  print(translation)
+  tokenizer, length = task.tokenizer, cfg.model.max_length
+  source = list(tokenizer.encode(text))[:length - 1] + [translator.eos]
+  target = list(tokenizer.encode(translation))[:length - 1]
+  inputs_ids = jnp.asarray([[translator.bos] + target])
+  predicted = target + [translator.eos]
+
+  @jax.jit
+  def weights(params, source, inputs_ids):
+    apply = functools.partial(task.model.apply, {"params": params}, deterministic=True,
+                              return_attention_weights=True)
+    encoded = apply(source, method="encode")
+    decoded = apply(encoded.hidden_states, inputs_ids, method="decode")
+    return (encoded.attention_weights, decoded.attention_weights,
+            decoded.cross_attention_weights)
+
+  encoder, decoder, cross = (np.asarray(w)[:, 0] for w in weights(
+      params, jnp.asarray([source]), inputs_ids))
+  labels = functools.partial(attention_plots.token_labels, tokenizer)
+  source_labels, input_labels, predicted_labels = (labels(source), labels([translator.bos] + target),
+                                                   labels(predicted))
+  paths = attention_plots.write_maps(directory, "encoder_self_attention", encoder,
+                                     source_labels, source_labels, "encoder self-attention")
+  paths += attention_plots.write_maps(directory, "decoder_self_attention", decoder,
+                                      predicted_labels, input_labels, "decoder self-attention",
+                                      "rows: the token predicted, columns: the decoder's inputs")
+  paths += attention_plots.write_maps(directory, "cross_attention", cross, predicted_labels,
+                                      source_labels, "cross-attention",
+                                      "rows: the token predicted, columns: the source")
+  logging.info("translated %r -> %r; wrote %d attention maps and their .npy to %s", text,
+               translation, len(paths), directory)
+  return paths
 
 
 def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInputs) -> None:
@@ -146,6 +198,10 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
     evaluate(cfg, workdir)
   elif mode == "translate":
     translate(cfg, workdir, inputs)
+  elif mode == "attention":
+    attention(cfg, workdir, inputs)
+  elif mode == "export":  # --format=native only: no Hugging Face family here.
+    task_lib.export(build_task(cfg, workdir, need_data=False), inputs)
   else:
     raise UserError(f"--mode={mode} is not available for experiment seq2seq: "
-                    "use train, eval or translate")
+                    "use train, eval, translate, attention or export")

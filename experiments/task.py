@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable, Iterable, Optional, Protocol
+from typing import Any, Callable, Iterable, Optional, Protocol
 
 import flax.linen as nn
 import jax
@@ -24,9 +24,12 @@ from transformer_jax.adapters import finetune
 from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer
-from transformer_jax.errors import CheckpointError, CheckpointMismatchError, ConfigError
+from transformer_jax.errors import (CheckpointError, CheckpointMismatchError, ConfigError,
+                                    UserError)
+from transformer_jax.interop import hf_export, native_export
 from transformer_jax.models import layer_stack
 from transformer_jax.objectives.objective import Objective
+from transformer_jax.quantization import int8
 from transformer_jax.training import (checkpointing, distributed, partitioning, warm_start,
                                       workdir_lock)
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
@@ -51,8 +54,11 @@ class ModeInputs:
   """What launch.py's flags give a mode besides the config: text in and out."""
   prompt: Optional[str] = None  # --prompt (clm sample).
   prompts_file: Optional[str] = None  # --prompts_file (clm sample): one prompt a line.
-  input_path: Optional[str] = None  # --input (seq2seq translate): a file or '-' (stdin).
-  output_path: Optional[str] = None  # --output (seq2seq translate): None is stdout.
+  # --input: translate, a file or '-' (stdin); attention, the text itself.
+  input_path: Optional[str] = None
+  # --output: translate, a file (None is stdout); attention and export, a directory.
+  output_path: Optional[str] = None
+  format: Optional[str] = None  # --format (export): hf or native.
 
 
 @dataclasses.dataclass
@@ -67,13 +73,14 @@ class Task:
   labels: tuple[str, ...] = ()  # A classifier's classes, in id order.
 
 
-def saved_tokenizer(workdir: str) -> Tokenizer:
-  """The tokenizer a trained workdir holds (for modes that need no data)."""
+def saved_tokenizer(workdir: str, names: str = "") -> Tokenizer:
+  """The tokenizer a trained workdir holds (for modes that need no data); names:
+  data.special_token_names."""
   path = tokenizer_lib.saved_path(workdir)
   if path is None:
-    raise CheckpointError(f"{workdir} has no {' or '.join(tokenizer_lib.FILE_NAMES.values())}"
-                          ": train a model there first")
-  return tokenizer_lib.load(path)
+    files = " or ".join(dict.fromkeys(tokenizer_lib.FILE_NAMES.values()))
+    raise CheckpointError(f"{workdir} has no {files}: train a model there first")
+  return tokenizer_lib.load(path, names)
 
 
 def check_packing(cfg: ExperimentConfig, packings: tuple[str, ...]) -> None:
@@ -83,14 +90,34 @@ def check_packing(cfg: ExperimentConfig, packings: tuple[str, ...]) -> None:
                       f"{cfg.experiment}, got {cfg.data.packing!r}")
 
 
-def check_no_translation_fields(cfg: ExperimentConfig) -> None:
-  """Validation BLEU and beam search are for translation (seq2seq) only."""
+def check_no_bleu(cfg: ExperimentConfig) -> None:
+  """Validation BLEU is for translation (seq2seq) only."""
   if cfg.eval.bleu_pairs:
     raise ConfigError("eval.bleu_pairs", "BLEU is available for experiment seq2seq only; "
                       "set it to 0")
+
+
+def check_no_translation_fields(cfg: ExperimentConfig) -> None:
+  """Validation BLEU and beam search are for the experiments that generate (not mlm)."""
+  check_no_bleu(cfg)
   if cfg.decode.strategy == "beam":
-    raise ConfigError("decode.strategy", "beam search is available for experiment seq2seq "
-                      "only; use greedy or sample")
+    raise ConfigError("decode.strategy", "beam search is available for experiments seq2seq "
+                      "and clm only; use greedy or sample")
+
+
+def attention_inputs(cfg: ExperimentConfig, inputs: ModeInputs) -> tuple[ExperimentConfig,
+                                                                       str, str]:
+  """--mode=attention: (the config with plain attention, the only kind that returns its
+  weights, and the same parameters; --input's text; the --output directory)."""
+  if not inputs.input_path:
+    raise UserError("--mode=attention needs --input=TEXT (the text whose attention to draw)")
+  if not inputs.output_path:
+    raise UserError("--mode=attention needs --output=DIR (one PNG per layer goes there)")
+  if cfg.model.attention_impl != "plain":
+    logging.info("--mode=attention: model.attention_impl=plain (fused attention returns no "
+                 "weights; the parameters are the same)")
+  model = dataclasses.replace(cfg.model, attention_impl="plain")
+  return dataclasses.replace(cfg, model=model), inputs.input_path, inputs.output_path
 
 
 def _plan_warm_start(cfg: ExperimentConfig, workdir: str, trainer: Trainer,
@@ -100,7 +127,11 @@ def _plan_warm_start(cfg: ExperimentConfig, workdir: str, trainer: Trainer,
   for an adapter's base), else None."""
   if not cfg.train.init_from or (checkpointing.saved_steps(workdir) and not always):
     return None  # A resume: the workdir's own checkpoints come first.
-  start = warm_start.plan(cfg.train, trainer.abstract_state.params, expected)
+  start = warm_start.plan(cfg.train, trainer.abstract_state.params, expected, cfg.model,
+                          cfg.experiment)
+  if cfg.train.init_from_hf is not None and cfg.data.tokenizer_path:
+    start = dataclasses.replace(start, tokenizer=tokenizer_lib.fingerprint(tokenizer_lib.load(
+        os.path.join(cfg.train.init_from_hf, tokenizer_lib.HF_TOKENIZER_FILE))))
   if start.tokenizer is not None and start.tokenizer != tokenizer_lib.fingerprint(tokenizer):
     given = cfg.data.tokenizer_path or tokenizer_lib.existing_path(cfg, workdir)
     raise CheckpointError(f"tokenizer file {given} does not match the checkpoint of "
@@ -122,7 +153,8 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   loads its base now, whatever the mode. Nothing is written here: every check can stop
   the run before the workdir exists.
   """
-  tokenizer = data.tokenizer if data is not None else saved_tokenizer(workdir)
+  tokenizer = (data.tokenizer if data is not None
+               else saved_tokenizer(workdir, cfg.data.special_token_names))
   model_cfg = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size)
   cfg = dataclasses.replace(cfg, model=model_cfg)
   mesh = partitioning.make_mesh(cfg.mesh, cfg.train.batch_size)
@@ -157,6 +189,11 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   def init_params(key):
     params = unrolled.init(key, *examples, deterministic=True)["params"]
     return layer_stack.stack(params) if model_cfg.scan_layers else params
+  if model_cfg.quantize == "int8":
+    if cfg.finetune.method == "lora":
+      raise ConfigError("model.quantize", "int8 with finetune.method=lora: export the merged "
+                        "model (--mode=export) and quantize that")
+    model = int8.Int8Model(model, examples)
   metadata = {"model": dataclasses.asdict(model_cfg),
               "tokenizer": tokenizer_lib.fingerprint(tokenizer)}
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
@@ -212,6 +249,34 @@ def restored_state(task: Task):
   return state
 
 
+def inference_state(task: Task) -> tuple[Any, int]:
+  """(parameters, step) of the latest checkpoint for the modes that do not train; int8
+  (quantised after the restore, from any float checkpoint) with model.quantize=int8."""
+  state = restored_state(task)
+  params = state.params
+  if isinstance(task.model, int8.Int8Model):
+    params = task.model.quantize(params)
+    logging.info("model.quantize=int8: %s bytes of parameters, %.1f%% of the float32 %s",
+                 f"{int8.tree_bytes(params):,}",
+                 100 * int8.tree_bytes(params) / int8.tree_bytes(state.params),
+                 f"{int8.tree_bytes(state.params):,}")
+  return params, int(state.step)
+
+
+def inference_params(task: Task):
+  """The parameters of `inference_state`."""
+  return inference_state(task)[0]
+
+
+def evaluate_params(task: Task, params, batches: Iterable[dict],
+                    more_metrics: Optional[MoreMetrics] = None) -> dict[str, float]:
+  """Trainer.evaluate for float or int8 parameters (each in the sharding it has)."""
+  shardings = None
+  if isinstance(task.model, int8.Int8Model):
+    shardings = jax.tree_util.tree_map(lambda leaf: leaf.sharding, params)
+  return task.trainer.evaluate(params, batches, more_metrics, param_shardings=shardings)
+
+
 def initial_state(task: Task):
   """Step 0: the warm start's parameters where it has them, fresh ones elsewhere."""
   if task.warm_start is None:
@@ -232,6 +297,9 @@ def train(task: Task, workdir: str, tokens_per_step: int,
   more_metrics(params): metrics added to every evaluation (see Trainer.train). Holds the
   workdir's training lock throughout: one training run per workdir (see workdir_lock).
   """
+  if task.cfg.model.quantize != "none":
+    raise ConfigError("model.quantize", f"{task.cfg.model.quantize} is for inference (eval, "
+                      "sample, translate, attention, export), not training; set it to none")
   if task.cfg.model.dtype == "float16":
     raise ConfigError("model.dtype", "float16 trains only with loss scaling, which this "
                       "codebase does not do: train in bfloat16 (float16 is fine for eval and "
@@ -267,6 +335,30 @@ def _train_locked(task: Task, workdir: str, tokens_per_step: int,
   return result
 
 
+def export(task: Task, inputs: ModeInputs) -> str:
+  """--mode=export: the latest checkpoint to the new or empty directory --output, as a
+  Hugging Face folder (--format=hf) or natively (`native_export`). Returns the directory."""
+  directory = inputs.output_path
+  if not directory:
+    raise UserError("--mode=export needs --output=DIR (a new or empty directory)")
+  if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+    raise UserError(f"--output={directory} exists and is not an empty directory; nothing is "
+                    "overwritten: choose a new one")
+  form = inputs.format or "native"
+  if form == "hf" and task.cfg.model.quantize != "none":
+    raise ConfigError("model.quantize", "--format=hf writes float32 weights; int8 exports "
+                      "are --format=native")
+  if form == "hf":
+    hf_export.check_exportable(task.cfg)  # Before the checkpoint is read (clm, mlm only).
+  params, step = inference_state(task)
+  if form == "hf":
+    hf_export.write(directory, task.cfg, task.tokenizer, params)
+  else:
+    native_export.write(directory, task.cfg, task.tokenizer, params)
+  logging.info("exported step %d to %s (--format=%s)", step, directory, form)
+  return directory
+
+
 def record_evaluation(workdir: str, step: int, metrics: dict[str, float]) -> None:
   """Appends to metrics.jsonl and prints one line."""
   writer = MetricsWriter(workdir, enable_tensorboard=False)
@@ -278,7 +370,7 @@ def record_evaluation(workdir: str, step: int, metrics: dict[str, float]) -> Non
 
 def evaluate(task: Task, workdir: str) -> dict[str, float]:
   """--mode=eval: the latest checkpoint on the evaluation batches."""
-  state = restored_state(task)
-  metrics = task.trainer.evaluate(state.params, task.data.eval_batches())
-  record_evaluation(workdir, int(state.step), metrics)
+  params, step = inference_state(task)
+  metrics = evaluate_params(task, params, task.data.eval_batches())
+  record_evaluation(workdir, step, metrics)
   return metrics

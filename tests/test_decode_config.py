@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import clm, seq2seq
+from configs import clm, mlm, seq2seq
 from transformer_jax import configuration
 from transformer_jax.errors import ConfigError
 
@@ -40,10 +40,12 @@ def test_invalid_decode_field_is_named(field, value, message):
   assert str(error.value) == message
 
 
-def test_beam_search_is_for_translation_only():
+def test_beam_search_is_for_the_experiments_that_generate():
   with pytest.raises(ConfigError) as error:
-    configuration.validate(_with(clm.get_config("tiny"), strategy="beam"))
+    configuration.validate(_with(mlm.get_config("tiny"), strategy="beam"))
   assert error.value.field == "decode.strategy"
+  assert configuration.validate(_with(clm.get_config("tiny"), strategy="beam")).decode.strategy \
+      == "beam"
 
 
 def test_valid_values_pass():

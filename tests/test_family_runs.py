@@ -57,7 +57,30 @@ def test_mlm_has_no_sample_mode(tmp_path):
   result = run_launch(FAMILIES["mlm"][0], f"--workdir={tmp_path / 'w'}", "--mode=sample")
   assert result.returncode == 1 and TRACEBACK not in result.stderr
   assert last_line(result.stderr) == (
-      "error: --mode=sample is not available for experiment mlm: use train or eval")
+      "error: --mode=sample is not available for experiment mlm: use train, eval, attention or "
+      "export")
+
+
+def test_mlm_attention_maps_and_bert_export(family_run, tmp_path):
+  name, workdir = family_run
+  if name != "mlm":
+    pytest.skip("BERT's modes")
+  import json  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from conftest import tiny_config  # pylint: disable=import-outside-toplevel
+  from experiments import mlm, task  # pylint: disable=import-outside-toplevel
+  cfg = tiny_config("mlm")
+  text = "To be, or not"  # Characters: <cls> + 13 + <sep>.
+  paths = mlm.attention(cfg, str(workdir), task.ModeInputs(input_path=text,
+                                                           output_path=str(tmp_path / "maps")))
+  assert len(paths) == 2  # One PNG per layer.
+  weights = np.load(tmp_path / "maps" / "self_attention.npy")
+  assert weights.shape == (2, 2, len(text) + 2, len(text) + 2)
+  np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+  task.export(mlm.build_task(cfg, str(workdir), need_data=False),
+              task.ModeInputs(output_path=str(tmp_path / "hf"), format="hf"))
+  config = json.loads((tmp_path / "hf" / "config.json").read_text())
+  assert (config["model_type"], config["num_hidden_layers"]) == ("bert", 2)
 
 
 def test_seq2seq_refuses_a_corpus_without_targets(tmp_path):

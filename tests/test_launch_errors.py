@@ -62,13 +62,16 @@ def test_unknown_preset(tmp_path, preset):
   _assert_one_clear_line(result, repr(preset), "configs/clm.py")
 
 
-@pytest.mark.parametrize("flag, mode", [("--input=-", "train"), ("--output=out.txt", "eval"),
-                                        ("--prompt=Hi", "translate"),
-                                        ("--prompts_file=p.txt", "train")])
-def test_a_flag_of_another_mode_is_refused(tmp_path, flag, mode):
+@pytest.mark.parametrize("flag, mode, readers", [
+    ("--input=-", "train", "--mode=translate and --mode=predict and --mode=attention"),
+    ("--output=out.txt", "eval",
+     "--mode=translate and --mode=predict and --mode=attention and --mode=export"),
+    ("--prompt=Hi", "translate", "--mode=sample"),
+    ("--prompts_file=p.txt", "train", "--mode=sample"),
+    ("--format=hf", "sample", "--mode=export")])
+def test_a_flag_of_another_mode_is_refused(tmp_path, flag, mode, readers):
   result = run_launch(TINY, f"--workdir={tmp_path / 'w'}", f"--mode={mode}", flag)
   name = flag.split("=")[0]
-  reader = "translate or predict" if name in ("--input", "--output") else "sample"
   assert _assert_one_clear_line(result) == (
-      f"error: {name} is read by --mode={reader} only, not --mode={mode}")
+      f"error: {name} is read by {readers} only, not --mode={mode}")
   assert not (tmp_path / "w").exists()

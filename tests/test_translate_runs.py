@@ -35,6 +35,22 @@ def test_translate_writes_one_line_per_sentence_to_stdout(seq2seq_run, tmp_path)
   assert output.read_text(encoding="utf-8") == stdout
 
 
+def test_attention_maps_of_a_translation(seq2seq_run, tmp_path):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  result = run_launch(TINY, f"--workdir={seq2seq_run}", "--mode=attention",
+                      "--input=I am a student.", f"--output={tmp_path / 'maps'}",
+                      "--config.decode.strategy=greedy")
+  assert result.returncode == 0, result.stderr[-3000:]
+  layers = 2  # configs/seq2seq.py:tiny: 2 encoder and 2 decoder layers of 2 heads.
+  for name in ("encoder_self_attention", "decoder_self_attention", "cross_attention"):
+    assert sorted(p.name for p in (tmp_path / "maps").glob(f"{name}_layer_*.png")) == [
+        f"{name}_layer_{layer}.png" for layer in range(layers)]
+  cross = np.load(tmp_path / "maps" / "cross_attention.npy")
+  encoder = np.load(tmp_path / "maps" / "encoder_self_attention.npy")
+  assert cross.shape[:2] == (layers, 2) and cross.shape[3] == encoder.shape[3]
+  np.testing.assert_allclose(cross.sum(-1), 1.0, rtol=1e-5)
+
+
 def test_missing_input_file_is_one_line_error(seq2seq_run, tmp_path):
   missing = tmp_path / "nowhere.txt"
   result = run_launch(TINY, f"--workdir={seq2seq_run}", "--mode=translate", f"--input={missing}")

@@ -29,7 +29,7 @@ ATTENTION_IMPLEMENTATIONS = ("plain", "fused", "cudnn")
 POSITIONS = ("sinusoidal", "learned", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
-ACTIVATIONS = ("gelu", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
 REMATS = ("none", "full", "save_dots")  # Activation recomputation (models/layer_stack.py).
 # How a run adapts a base (transformer_jax/adapters): every parameter, the task head only,
 # low-rank adapters, prefix key/values or soft-prompt embeddings (the last four need a base).
@@ -37,11 +37,15 @@ FINETUNE_METHODS = ("full", "head", "lora", "prefix", "prompt")
 DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
 INVALID_UTF8_POLICIES = ("fail", "replace")
 NORMALIZATIONS = ("none", "NFC", "NFKC")
-TOKENIZERS = ("char", "bpe")
+TOKENIZERS = ("char", "bpe", "wordpiece")
 PACKINGS = ("none", "stream", "documents")
 DECODE_STRATEGIES = ("greedy", "sample", "beam")
 # Named datasets (data.dataset), described in transformer_jax/data/catalog.py; "" reads data.path.
 DATASETS = ("wikitext-2", "uci-sentiment")
+QUANTIZATIONS = ("none", "int8")
+# Roles of special tokens (data.special_token_names: ROLE=TOKEN), as the objectives name them.
+SPECIAL_TOKEN_ROLES = ("pad", "bos", "eos", "unk", "mask", "cls", "sep")
+HF_PREFIX = "hf:"  # train.init_from=hf:DIR: a Hugging Face model folder.
 
 
 def attention_problem(score: str, implementation: str, num_heads: int,
@@ -78,6 +82,21 @@ def sampling_problem(temperature: float, top_k: int, top_p: float) -> Optional[t
   return None
 
 
+def special_token_names(text: str) -> dict[str, str]:
+  """'eos=<|endoftext|>, pad=[PAD]' -> {'eos': '<|endoftext|>', 'pad': '[PAD]'}; ValueError
+  naming the first malformed entry or unknown role."""
+  names = {}
+  for entry in text.split(","):
+    if not entry.strip():
+      continue
+    role, separator, token = entry.strip().partition("=")
+    if not separator or not token or role not in SPECIAL_TOKEN_ROLES:
+      raise ValueError(f"{entry.strip()!r} is not ROLE=TOKEN with ROLE one of "
+                       f"{', '.join(SPECIAL_TOKEN_ROLES)}")
+    names[role] = token
+  return names
+
+
 def patterns(text: str) -> tuple[str, ...]:
   """'a, b,,c' -> ('a', 'b', 'c'): the comma-separated regexes of a pattern field."""
   return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -101,7 +120,10 @@ class ModelConfig:
   position: str = "learned"  # learned, sinusoidal, rope or none.
   norm: str = "layernorm"  # layernorm or rmsnorm.
   norm_position: str = "pre"  # pre (GPT-2) or post (the original Transformer).
-  activation: str = "gelu"  # MLP: gelu, relu or swiglu.
+  activation: str = "gelu"  # MLP: gelu (exact erf), gelu_tanh (GPT-2's), relu or swiglu.
+  norm_epsilon: float = 1e-5  # LayerNorm/RMSNorm epsilon (BERT: 1e-12).
+  # Inference only (eval, sample, translate, attention, export): int8 weight-only matmuls.
+  quantize: str = "none"  # none or int8.
   # Other families' fields; the defaults change nothing for a decoder-only model.
   num_encoder_layers: int = 0  # Encoder-decoder: encoder depth; 0 = num_layers.
   num_token_types: int = 0  # Encoder (BERT): segment-embedding rows (A/B); 0 = none.
@@ -132,7 +154,7 @@ class DataConfig:
   unicode_normalization: str  # none, NFC, NFKC.
   remove_control_characters: bool
   normalize_whitespace: bool
-  tokenizer: str  # char or bpe.
+  tokenizer: str  # char, bpe or wordpiece (BERT's; trained or from a Hugging Face folder).
   vocab_size: int  # bpe: the vocabulary to train; char: unused (0).
   tokenizer_path: str  # An existing tokenizer file to load instead of training one.
   # Rows: none (seq2seq: one padded pair a row), stream (clm: one token stream, random
@@ -153,6 +175,10 @@ class DataConfig:
   data_dir: str = ""  # Where named datasets live; "" = the per-user cache (catalog.py).
   label_field: str = "label"  # Labelled jsonl (classify): the field holding the label.
   target_field: str = ""  # jsonl pairs (seq2seq, sft): the field holding the target.
+  # Comma-separated ROLE=TOKEN (roles: pad, bos, eos, unk, mask, cls, sep): the tokenizer's
+  # own spelling of a special token, e.g. eos=<|endoftext|>. "" = the project's names
+  # (<eos>, ...), else Hugging Face's ([CLS], <|endoftext|>, ...) where the tokenizer has them.
+  special_token_names: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +203,9 @@ class TrainConfig:
   # speed changes: batches, keys and updates are the same step by step.
   steps_per_call: int
   label_smoothing: float = 0.0  # Mass spread uniformly over the vocabulary in training targets.
-  # Warm start: a workdir (its latest checkpoint) or DIR@STEP whose parameters, only,
-  # start a new run (fresh optimizer state, step 0); "" initialises from scratch.
+  # Warm start: a workdir (its latest checkpoint), DIR@STEP or hf:DIR (a Hugging Face
+  # GPT-2 or BERT folder) whose parameters, only, start a new run (fresh optimizer
+  # state, step 0); "" initialises from scratch.
   init_from: str = ""
   # Comma-separated regexes (re.fullmatch over paths such as block_0/mlp/input/kernel):
   # parameters allowed to be unmatched between init_from and this model, beyond those the
@@ -197,8 +224,18 @@ class TrainConfig:
   max_nonfinite_steps: int = 5
 
   @property
+  def init_from_hf(self) -> Optional[str]:
+    """The Hugging Face folder of init_from=hf:DIR, else None."""
+    if self.init_from.startswith(HF_PREFIX):
+      return self.init_from[len(HF_PREFIX):]
+    return None
+
+  @property
   def init_source(self) -> tuple[str, Optional[int]]:
-    """init_from as (workdir, step): 'runs/a@300' -> ('runs/a', 300); no step = the latest."""
+    """init_from as (workdir, step): 'runs/a@300' -> ('runs/a', 300); no step = the latest.
+    hf:DIR -> (DIR, None)."""
+    if self.init_from_hf is not None:
+      return self.init_from_hf, None
     workdir, separator, step = self.init_from.rpartition("@")
     if not separator or not step.isdigit():
       return self.init_from, None
@@ -217,7 +254,7 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DecodeConfig:
-  strategy: str  # 'greedy', 'sample' or 'beam' (beam: seq2seq translation only).
+  strategy: str  # 'greedy', 'sample' or 'beam' (beam: translation and clm sampling).
   prompt: str
   max_new_tokens: int  # seq2seq: the longest translation; 0 = model.max_length.
   temperature: float
@@ -384,6 +421,8 @@ def _check_model(m: ModelConfig) -> None:
            f"model.dtype={m.dtype!r}")
   _require(m.num_encoder_layers >= 0, "model.num_encoder_layers", "must be >= 0")
   _require(m.num_token_types >= 0, "model.num_token_types", "must be >= 0")
+  _require(m.norm_epsilon > 0, "model.norm_epsilon", f"must be positive, got {m.norm_epsilon}")
+  _check_choices(m, "model", (("quantize", QUANTIZATIONS),))
 
 
 def _check_train(t: TrainConfig) -> None:
@@ -404,7 +443,7 @@ def _check_train(t: TrainConfig) -> None:
   _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
   workdir, _ = t.init_source
   _require(not t.init_from or bool(workdir), "train.init_from",
-           f"must name a workdir (DIR or DIR@STEP), got {t.init_from!r}")
+           f"must name a workdir (DIR, DIR@STEP or hf:DIR), got {t.init_from!r}")
   _check_patterns("train.init_unmatched", t.init_unmatched)
   _require(t.microbatches > 0, "train.microbatches", f"must be positive, got {t.microbatches}")
   _require(bool(patterns(t.trainable)), "train.trainable",
@@ -425,13 +464,17 @@ def _check_data(d: DataConfig, max_length: int) -> None:
            f"must be '' (read data.path) or one of {DATASETS}, got {d.dataset!r}")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
-  _require(d.tokenizer != "bpe" or d.vocab_size > 0 or bool(d.tokenizer_path),
-           "data.vocab_size", "must be positive to train a bpe tokenizer")
+  _require(d.tokenizer == "char" or d.vocab_size > 0 or bool(d.tokenizer_path),
+           "data.vocab_size", f"must be positive to train a {d.tokenizer} tokenizer")
   _require(d.vocab_size >= 0, "data.vocab_size", "must be >= 0")
   # The exact minimum adds the experiment's special tokens (data/tokenizer.py: make).
   _require(d.tokenizer != "bpe" or bool(d.tokenizer_path) or d.vocab_size > BPE_BYTES,
            "data.vocab_size", f"{d.vocab_size} is too small: a bpe vocabulary holds the "
            f"{BPE_BYTES} bytes plus the experiment's special tokens")
+  try:
+    special_token_names(d.special_token_names)
+  except ValueError as e:
+    raise ConfigError("data.special_token_names", str(e)) from None
   _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
            f"must be in [0, model.max_length={max_length})")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")

@@ -1,7 +1,14 @@
-"""Times greedy KV-cached decoding of a GPT-2-small-shaped model: floors, Hugging Face.
+"""Times greedy KV-cached decoding of a GPT-2-small-shaped model: floors, Hugging Face, int8.
 
   python experiments/benchmarks/decoding.py                  # batches 1 and 16, float32
   python experiments/benchmarks/decoding.py --dtype=bfloat16 --batch_sizes=1
+  python experiments/benchmarks/decoding.py --int8           # + model.quantize=int8 rows
+
+--int8 adds, in the same run, the same decode with int8 weights (`quantization/int8.py`,
+quantised from the same random float32 weights): once through the C++ kernel behind
+jax.ffi (`int8_kernel`) and once through XLA's own formulation (`xla_int8_dot`,
+--int8_xla_batch_sizes only: it is slow), with their ratios to our float32 rows and to
+Hugging Face's float32 generate, and the parameter bytes a step streams per token.
 
 Why: on a CPU, one decoding step at batch 1 multiplies a single row by every
 weight matrix, so it is bound by memory bandwidth, not arithmetic: each step must
@@ -60,6 +67,7 @@ from configs import clm  # pylint: disable=wrong-import-position
 from transformer_jax.configuration import ModelConfig  # pylint: disable=wrong-import-position
 from transformer_jax.decoding import model_steps, samplers  # pylint: disable=wrong-import-position
 from transformer_jax.models.decoder import Decoder  # pylint: disable=wrong-import-position
+from transformer_jax.quantization import int8, int8_kernel  # pylint: disable=wrong-import-position
 
 GPT2_VOCAB_SIZE = 50257
 INSTALL_HINT = ("to compare, install them beside this package, e.g. in a separate virtual "
@@ -141,6 +149,37 @@ def time_ours(model: Decoder, params, batch: int, prompt_length: int, new_tokens
           "prefill": median_seconds(run_prefill, repeats)}
 
 
+def cpu_name() -> str:
+  """lscpu's model name (e.g. 'AMD EPYC 9B14'), with the vector extensions that matter."""
+  name = "unknown CPU"
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      text = f.read()
+    name = next(line.split(":", 1)[1].strip() for line in text.splitlines()
+                if line.startswith("model name"))
+    flags = next(line for line in text.splitlines() if line.startswith("flags")).split()
+    extensions = [e for e in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if e in flags]
+    name += f" ({', '.join(extensions)})"
+  except (OSError, StopIteration):
+    pass
+  return name
+
+
+def time_int8(model: Decoder, params, batch_sizes, args, use_kernel: bool):
+  """{batch: seconds} of the int8 decode, and its parameter bytes."""
+  int8_kernel.set_enabled(use_kernel)
+  try:
+    wrapped = int8.Int8Model(model, [jnp.zeros((1, 8), jnp.int32)])
+    quantized = jax.block_until_ready(wrapped.quantize(params))
+    if use_kernel and not int8_kernel.available(jnp.float32):
+      return None, 0
+    times = {b: time_ours(wrapped, quantized, b, args.prompt_length, args.new_tokens,
+                          args.repeats) for b in batch_sizes}
+    return times, int8.tree_bytes(quantized)
+  finally:
+    int8_kernel.set_enabled(True)
+
+
 def time_hugging_face(batch_sizes, prompt_length: int, new_tokens: int, repeats: int,
                       dtype: str):
   """{batch: {'generate', 'prefill'} seconds} for transformers' GPT-2, or None if not installed."""
@@ -185,6 +224,9 @@ def main():
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                       help="parameters, activations and KV cache (Hugging Face too)")
   parser.add_argument("--skip_hugging_face", action="store_true")
+  parser.add_argument("--int8", action="store_true", help="also time model.quantize=int8")
+  parser.add_argument("--int8_xla_batch_sizes", default="1",
+                      help="batch sizes for the int8 rows through XLA's formulation ('' none)")
   args = parser.parse_args()
   if args.new_tokens < 2:
     parser.error("--new_tokens must be >= 2: a step's latency needs at least one loop step")
@@ -201,12 +243,21 @@ def main():
 
   ours = {b: time_ours(model, params, b, args.prompt_length, args.new_tokens, args.repeats)
           for b in batch_sizes}
+  int8_rows = {}
+  if args.int8:
+    if args.dtype != "float32":
+      parser.error("--int8 compares with float32 (--dtype=float32)")
+    int8_rows["int8 kernel"] = time_int8(model, params, batch_sizes, args, use_kernel=True)
+    xla_batches = [int(b) for b in args.int8_xla_batch_sizes.split(",") if b]
+    if xla_batches:
+      int8_rows["int8 XLA"] = time_int8(model, params, xla_batches, args, use_kernel=False)
   theirs = None
   if not args.skip_hugging_face:
     theirs = time_hugging_face(batch_sizes, args.prompt_length, args.new_tokens, args.repeats,
                                args.dtype)
 
   steps = args.new_tokens - 1
+  print(f"CPU: {cpu_name()}")
   print(f"greedy decoding, configs/clm.py:gpt2 shape, {num_params:,} parameters "
         f"({param_bytes / 2**20:,.0f} MiB {args.dtype}), prompt {args.prompt_length}, "
         f"{args.new_tokens} new tokens, median of {args.repeats}; jax {jax.__version__}, "
@@ -244,6 +295,36 @@ def main():
       goal += (f", {theirs[1]['generate'] / r['generate']:.2f}x Hugging Face's tokens/s "
                f"(goal >= 2x)")
     print(goal)
+  if int8_rows:
+    print(f"{'weights':>12} {'batch':>5} {'ms/step':>8} {'tokens/s':>9} {'MB/token':>8} "
+          f"{'vs f32':>7}" + (f" {'vs HF':>6}" if theirs is not None else ""))
+    for batch in batch_sizes:
+      r = ours[batch]
+      step = (r["generate"] - r["prefill"]) / steps
+      rows = [("float32", r, param_bytes)]
+      for name, (times, nbytes) in int8_rows.items():
+        if times is not None and batch in times:
+          rows.append((name, times[batch], nbytes))
+      for name, times, nbytes in rows:
+        step_seconds = (times["generate"] - times["prefill"]) / steps
+        tokens_per_second = batch * args.new_tokens / times["generate"]
+        line = (f"{name:>12} {batch:>5} {1000 * step_seconds:8.2f} {tokens_per_second:9,.1f} "
+                f"{nbytes / batch / 1e6:8.1f} {step / step_seconds:6.2f}x")
+        if theirs is not None:
+          line += f" {theirs[batch]['generate'] / times['generate']:5.2f}x"
+        print(line)
+    for name, (times, _) in int8_rows.items():
+      if times is None:
+        print(f"{name}: not timed (the kernel is not available here; see the log)")
+    print("vs f32: our float32 ms/step over this row's; vs HF: this row's tokens/s over "
+          "Hugging Face's float32; MB/token: parameter bytes a step reads, per row of the batch")
+    if 1 in ours and int8_rows.get("int8 kernel", (None,))[0]:
+      r, k = ours[1], int8_rows["int8 kernel"][0][1]
+      goal = (f"int8 batch 1: {((r['generate'] - r['prefill']) / (k['generate'] - k['prefill'])):.2f}x "
+              "our float32 step (goal >= 1.5x)")
+      if theirs is not None:
+        goal += f", {theirs[1]['generate'] / k['generate']:.2f}x Hugging Face's tokens/s (goal >= 2x)"
+      print(goal)
   print("floor ms: the larger of parameter bytes / copy bandwidth and 2·parameters·batch FLOPs / "
         "matmul peak" + ("; vs HF: our tokens/s over Hugging Face's" if theirs is not None else ""))
   if args.skip_hugging_face:

@@ -14,6 +14,11 @@ own functions. Formulations:
   numpy f32 [in, out]  NumPy's BLAS, as a second opinion on the same product
   xla bf16 dot         bfloat16 weights converted in the product (half the bytes)
   xla bf16 reduce      bfloat16 weights [out, in], product written as multiply + sum
+  xla int8 dot         int8 weights [in, out] converted in the dot, then the scales
+                       (quantization/int8.py's xla_int8_dot, model.quantize=int8's fallback)
+  xla int8 x int8      activations quantised per row too, int8 x int8 -> int32 dot_general
+  xla int8 reduce i32  int8 weights [out, in], int32 multiply + sum (the best XLA form here)
+  kernel int8          the jax.ffi C++ kernel (quantization/int8_kernel.py), int8 [in, out]
 Each is a chain of the blocks' four products (QKV, output, MLP in, MLP out),
 timed as the median of --repeats calls after a warm-up.
 """
@@ -30,7 +35,8 @@ import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from experiments.benchmarks.decoding import (  # pylint: disable=wrong-import-position
-    measure_copy_bandwidth, measure_read_bandwidth, median_seconds)
+    cpu_name, measure_copy_bandwidth, measure_read_bandwidth, median_seconds)
+from transformer_jax.quantization import int8, int8_kernel  # pylint: disable=wrong-import-position
 
 WIDTH = 768
 LAYERS = 12
@@ -75,6 +81,33 @@ def main():
        lambda v, w: jnp.sum(w[None].astype(jnp.float32) * v[:, None, :], axis=2),
        f32_bytes // 2),
   ]
+  quantized = [[int8.quantize_array(w, 1) for w in l] for l in weights]  # [in, out], scale [out]
+  rows_first = [[(q.T.copy(), s) for q, s in l] for l in quantized]  # [out, in]
+
+  def int8_by_int8(v, w):
+    v_scale = jnp.max(jnp.abs(v), axis=1, keepdims=True) / 127
+    v8 = jnp.round(v / v_scale).astype(jnp.int8)
+    total = jax.lax.dot_general(v8, w[0], (((1,), (0,)), ((), ())),
+                                preferred_element_type=jnp.int32)
+    return total.astype(jnp.float32) * v_scale * w[1]
+
+  def int32_reduce(v, w):
+    v_scale = jnp.max(jnp.abs(v), axis=1, keepdims=True) / 127
+    v32 = jnp.round(v / v_scale).astype(jnp.int32)
+    total = jnp.sum(w[0][None].astype(jnp.int32) * v32[:, None, :], axis=2)
+    return total.astype(jnp.float32) * v_scale * w[1]
+
+  int8_bytes = f32_bytes // 4
+  variants += [
+      ("xla int8 dot", quantized,
+       lambda v, w: int8.xla_int8_dot(v, w[0], w[1], jnp.float32), int8_bytes),
+      ("xla int8 x int8", quantized, int8_by_int8, int8_bytes),
+      ("xla int8 reduce i32", rows_first, int32_reduce, int8_bytes),
+  ]
+  if int8_kernel.available(jnp.float32):
+    variants.append(("kernel int8", quantized,
+                     lambda v, w: int8_kernel.matmul(v, w[0], w[1]), int8_bytes))
+  print(f"CPU: {cpu_name()}")
   print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}; block weights of GPT-2 small: "
         f"{f32_bytes / 2**20:.0f} MiB float32")
   print(f"copy (read + written) {copy / 1e9:.1f} GB/s; read-only sum {read / 1e9:.1f} GB/s")

@@ -98,7 +98,7 @@ def build(cfg: ExperimentConfig, workdir: str, splits: Splits, *, encoder: bool,
   workdir's, else the training split's) and rows of `length` tokens."""
   special = ENCODER_SPECIAL_TOKENS if encoder else DECODER_SPECIAL_TOKENS
   # A character vocabulary covers every split's text; BPE learns from training text only.
-  vocabulary = splits["train"] if cfg.data.tokenizer == "bpe" else [
+  vocabulary = splits["train"] if cfg.data.tokenizer != "char" else [
       pair for pairs in splits.values() for pair in pairs]
   tokenizer = tokenizer_lib.make(cfg, workdir, [text for text, _ in vocabulary], special)
   missing = [t for t in special if t not in getattr(tokenizer, "special_tokens", ())]

@@ -117,7 +117,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> LmData:
     return _stream(cfg, tokenizer, documents)
   parts = sources.split_documents(documents, d.validation_fraction, d.test_fraction,
                                   cfg.train.seed)
-  texts = [doc.text for doc in (parts["train"] if d.tokenizer == "bpe" else documents)]
+  texts = [doc.text for doc in (parts["train"] if d.tokenizer != "char" else documents)]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, CAUSAL_LM_SPECIAL_TOKENS)
   return _documents(cfg, tokenizer, parts)
 
@@ -145,7 +145,7 @@ def _named_dataset(cfg: ExperimentConfig, workdir: str) -> LmData:
   parts = corpus.dataset_splits(d)
   texts = {split: "".join(doc.text for doc in parts[split]) for split in sources.SPLITS}
   # A character vocabulary covers every split; BPE learns from training text only.
-  vocabulary_texts = [texts["train"]] if d.tokenizer == "bpe" else list(texts.values())
+  vocabulary_texts = [texts["train"]] if d.tokenizer != "char" else list(texts.values())
   if d.packing == "stream":
     special = () if d.tokenizer == "char" else CAUSAL_LM_SPECIAL_TOKENS
     tokenizer = tokenizer_lib.make(cfg, workdir, vocabulary_texts, special)

@@ -119,7 +119,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> MlmData:
   sentences = _dataset_sentences(d) if d.dataset else _file_sentences(d, t.seed)
   # A character vocabulary covers every passage; BPE learns from training text only.
   texts = ["".join(passage) for split in sources.SPLITS for passage in sentences[split]
-           if split == "train" or d.tokenizer != "bpe"]
+           if split == "train" or d.tokenizer == "char"]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, MLM_SPECIAL_TOKENS)
   encoded = {}
   for split in sources.SPLITS:

@@ -88,7 +88,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> SftData:
   pairs = translation_data.read_pairs(d, cfg.experiment)
   parts = translation_data.split_pairs(pairs, d.validation_fraction, d.test_fraction, t.seed)
   texts = {split: [(p.text, p.target) for p in members] for split, members in parts.items()}
-  vocabulary = texts["train"] if d.tokenizer == "bpe" else [(p.text, p.target) for p in pairs]
+  vocabulary = texts["train"] if d.tokenizer != "char" else [(p.text, p.target) for p in pairs]
   tokenizer = tokenizer_lib.make(cfg, workdir, [x for pair in vocabulary for x in pair],
                                  SFT_SPECIAL_TOKENS)
   missing = [s for s in SFT_SPECIAL_TOKENS if s not in getattr(tokenizer, "special_tokens", ())]

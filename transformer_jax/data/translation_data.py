@@ -175,7 +175,7 @@ def build(cfg: ExperimentConfig, workdir: str) -> TranslationData:
                  len({pair.text for pair in members}))
   # One joint vocabulary, so the model may share source and target embeddings. A
   # character vocabulary must cover every character it will meet.
-  vocabulary_pairs = parts["train"] if d.tokenizer == "bpe" else pairs
+  vocabulary_pairs = parts["train"] if d.tokenizer != "char" else pairs
   texts = [text for pair in vocabulary_pairs for text in (pair.text, pair.target)]
   tokenizer = tokenizer_lib.make(cfg, workdir, texts, TRANSLATION_SPECIAL_TOKENS)
   missing = [token for token in TRANSLATION_SPECIAL_TOKENS

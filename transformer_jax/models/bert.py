@@ -1,8 +1,8 @@
 """BERT for pretraining: an encoder with a masked-LM head and a next-sentence head.
 
 Heads as in Devlin et al. (2019) and the reference implementation:
-  MLM: dense D->D, GELU, LayerNorm, then the token embedding transposed (tied)
-       plus a per-token output bias: logits [B, T, V].
+  MLM: dense D->D, GELU, LayerNorm (model.norm_epsilon), then the token embedding
+       transposed (tied) plus a per-token output bias: logits [B, T, V].
   NSP: the pooler (dense D->D, tanh) on the first token (<cls>), then dense D->2.
 Classification fine-tuning reuses `encoder` and `pooler` under the same names.
 """
@@ -47,9 +47,12 @@ class BertPretraining(nn.Module):
       return Projection(output_shape=(features,), kernel_axes=names, use_bias=True,
                         dtype=c.dtype, name=name)
 
+    # The MLP's GELU (exact, or tanh with model.activation=gelu_tanh); other activations
+    # keep the exact GELU of BERT's head.
     h = nn.gelu(dense(c.model_dim, ("embed", "mlp"), "mlm_transform")(hidden),
-                approximate=False)
-    h = make_norm(c.norm, epsilon=1e-5, use_bias=True, dtype=c.dtype, name="mlm_norm")(h)
+                approximate=c.activation == "gelu_tanh")
+    h = make_norm(c.norm, epsilon=c.norm_epsilon, use_bias=True, dtype=c.dtype,
+                  name="mlm_norm")(h)
     output_bias = self.param("mlm_output_bias", initializers.bias(("vocab",)),
                              (c.vocab_size,), precision.PARAMETERS)
     mlm_logits = table.attend(h).astype(precision.ACCUMULATION) + output_bias

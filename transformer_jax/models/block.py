@@ -25,8 +25,8 @@ from transformer_jax.models.outputs import BlockOutput
 
 
 def norm(config: ModelConfig, name: str) -> nn.Module:
-  return make_norm(config.norm, epsilon=1e-5, use_bias=config.use_bias, dtype=config.dtype,
-                   name=name)
+  return make_norm(config.norm, epsilon=config.norm_epsilon, use_bias=config.use_bias,
+                   dtype=config.dtype, name=name)
 
 
 def attention(config: ModelConfig, output_stddev: float, name: str,

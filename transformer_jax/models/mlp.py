@@ -1,7 +1,7 @@
 """Position-wise feed-forward block: D -> F -> activation -> D.  x [B, T, D].
 
-activation: 'gelu' (exact erf, as nanoGPT), 'relu', or 'swiglu' (silu(x·W_gate) ⊙ x·W_in,
-one extra [D, F] kernel named `gate`).
+activation: 'gelu' (exact erf, as nanoGPT), 'gelu_tanh' (the tanh approximation, GPT-2's
+"gelu_new"), 'relu', or 'swiglu' (silu(x·W_gate) ⊙ x·W_in, one extra [D, F] kernel named `gate`).
 """
 
 from typing import Any
@@ -29,6 +29,8 @@ class Mlp(nn.Module):
     h = projection(self.mlp_dim, ("embed", "mlp"), "input")(x)
     if self.activation == "gelu":
       h = nn.gelu(h, approximate=False)  # Exact (erf) GELU, as nanoGPT uses.
+    elif self.activation == "gelu_tanh":
+      h = nn.gelu(h, approximate=True)  # GPT-2's tanh approximation (Hugging Face gelu_new).
     elif self.activation == "relu":
       h = nn.relu(h)
     elif self.activation == "swiglu":

@@ -188,9 +188,11 @@ class Trainer:
     return min([(step // p + 1) * p for p in periods] + [c.num_steps]) - step
 
   def evaluate(self, params, eval_batches: Iterable[dict],
-               more_metrics: Optional[MoreMetrics] = None) -> dict[str, float]:
-    eval_step = steps.make_eval_step(self.objective, self.shardings.params, self.mesh,
-                                     self.axis_rules)
+               more_metrics: Optional[MoreMetrics] = None,
+               param_shardings=None) -> dict[str, float]:
+    """param_shardings: those of `params` when they are not the train state's (int8)."""
+    eval_step = steps.make_eval_step(self.objective, param_shardings or self.shardings.params,
+                                     self.mesh, self.axis_rules)
     return _evaluate(eval_step, self.objective, params, eval_batches, self.mesh, more_metrics)
 
   def train(self, state, batch_at: Callable[[int], dict],

@@ -7,7 +7,8 @@ are dropped. The experiment declares which such paths it expects (a classifier:
 a new head, no masked-LM head); `train.init_unmatched` allows more; any other
 unmatched path, and any path whose shape or dtype differs, stops the run with one
 line before anything is written. The source's tokenizer comes along (see
-`transformer_jax.data.tokenizer`).
+`transformer_jax.data.tokenizer`). `hf:DIR` takes a Hugging Face GPT-2 or BERT folder
+instead, checked and converted by `transformer_jax.interop.hf_import`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Optional
 from absl import logging
 
 from transformer_jax import configuration
-from transformer_jax.configuration import TrainConfig
+from transformer_jax.configuration import ModelConfig, TrainConfig
 from transformer_jax.errors import CheckpointError
 from transformer_jax.training import checkpointing, parameter_paths
 
@@ -40,6 +41,7 @@ class WarmStart:
   new: tuple[str, ...]  # Paths initialised fresh.
   dropped: tuple[str, ...]  # Source paths left out.
   tokenizer: Optional[dict]  # The source checkpoint's tokenizer fingerprint.
+  model: Optional[ModelConfig] = None  # hf:DIR: the model its tensors are converted for.
 
   def log(self) -> None:
     logging.info("warm start from %s step %d: %d parameter arrays loaded; new (initialised "
@@ -70,13 +72,28 @@ def _unexpected(paths: list[str], patterns: tuple[str, ...]) -> list[str]:
   return [path for path in paths if path not in allowed]
 
 
-def plan(config: TrainConfig, abstract_params, expected: Expected) -> WarmStart:
+def _hf_source(config: TrainConfig, model: ModelConfig, experiment: str,
+               expected: Expected) -> tuple[str, dict[str, str]]:
+  """(hf:DIR, the signatures of the parameters the folder provides), checked."""
+  from transformer_jax.interop import hf_folder, hf_import  # pylint: disable=import-outside-toplevel
+  folder = hf_folder.open_folder(config.init_from_hf)
+  allowed = expected.new + configuration.patterns(config.init_unmatched)
+  return folder.name, hf_import.check(folder, model, experiment, allowed)
+
+
+def plan(config: TrainConfig, abstract_params, expected: Expected,
+         model: Optional[ModelConfig] = None, experiment: str = "") -> WarmStart:
   """Compares the source checkpoint's parameters with the new model's (shapes only: the
-  source's metadata is read, no array). Raises a one-line UserError on a mismatch."""
+  source's metadata is read, no array). Raises a one-line UserError on a mismatch.
+  model and experiment: the run's, for hf:DIR (whose config.json is checked against them)."""
   workdir = config.init_source[0]
-  source, step = _source(config)
-  metadata, tree = source.read_metadata(step)
-  saved = checkpointing.parameter_signatures(tree["params"])
+  if config.init_from_hf is not None:
+    workdir, saved = _hf_source(config, model, experiment, expected)
+    step, metadata = 0, {}
+  else:
+    source, step = _source(config)
+    metadata, tree = source.read_metadata(step)
+    saved = checkpointing.parameter_signatures(tree["params"])
   wanted = checkpointing.parameter_signatures(abstract_params)
   for path in sorted(set(saved) & set(wanted)):
     if saved[path] != wanted[path]:
@@ -95,13 +112,21 @@ def plan(config: TrainConfig, abstract_params, expected: Expected) -> WarmStart:
                             "them with train.init_unmatched (comma-separated regexes)")
   return WarmStart(workdir=workdir, step=step,
                    loaded=tuple(sorted(set(saved) & set(wanted))), new=tuple(new),
-                   dropped=tuple(dropped), tokenizer=metadata.get("tokenizer"))
+                   dropped=tuple(dropped), tokenizer=metadata.get("tokenizer"),
+                   model=model if config.init_from_hf is not None else None)
 
 
 def load(start: WarmStart, abstract_params) -> Any:
   """The source's parameters at `start.loaded`, bit-exact, in the shardings attached to
   `abstract_params` (the new model's shapes)."""
   wanted = parameter_paths.flat(abstract_params)
+  if start.model is not None:  # hf:DIR
+    import jax  # pylint: disable=import-outside-toplevel
+    from transformer_jax.interop import hf_folder, hf_import  # pylint: disable=import-outside-toplevel
+    folder = hf_folder.open_folder(start.workdir[len(configuration.HF_PREFIX):])
+    arrays = hf_import.read(folder, start.model, start.loaded)
+    return parameter_paths.nested({path: jax.device_put(arrays[path], wanted[path].sharding)
+                                   for path in start.loaded})
   subset = parameter_paths.nested({path: wanted[path] for path in start.loaded})
   source = checkpointing.Checkpointer(start.workdir, keep=1, read_only=True)
   return source.restore_params(start.step, subset)

@@ -1,0 +1,1 @@
+"""Scripts that run the fine-tuning results of experiments/README.md."""

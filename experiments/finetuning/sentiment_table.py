@@ -1,0 +1,99 @@
+"""Runs the UCI sentiment results table: every method, three seeds, one process per run.
+
+  python experiments/finetuning/sentiment_table.py               # all rows
+  python experiments/finetuning/sentiment_table.py --rows=bert-lora,gpt-full --seeds=1
+
+Needs the WikiText-2 bases (runs/mlm-wikitext, runs/clm-wikitext; see the README's
+Fine-tuning section). Each run trains `configs/classify.py` in runs/sentiment/<row>-s<seed>
+with launch.py, then `--mode=eval` reports its test accuracy. The table gives, per row,
+the mean ± std over seeds of test accuracy and macro F1, the trainable parameters, the
+checkpoint's bytes and the training time (the whole `launch.py` command), measured here.
+The bag-of-words row comes from experiments/baselines/bag_of_words.py.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# row -> (preset, flags). Learning rates: full fine-tuning wants a small one, the
+# methods that train few parameters larger ones (as their papers use).
+ROWS = {
+    "scratch": ("scratch", ["--config.train.num_steps=1200"]),
+    "bert-head": ("default", ["--config.finetune.method=head",
+                              "--config.train.learning_rate=2e-3"]),
+    "bert-full": ("default", ["--config.finetune.method=full",
+                              "--config.train.learning_rate=1e-4"]),
+    "bert-lora": ("default", ["--config.finetune.method=lora",
+                              "--config.train.learning_rate=1e-3"]),
+    "bert-prefix": ("default", ["--config.finetune.method=prefix",
+                                "--config.train.learning_rate=3e-3"]),
+    "bert-prompt": ("default", ["--config.finetune.method=prompt",
+                                "--config.train.learning_rate=3e-3"]),
+    "gpt-full": ("gpt", ["--config.finetune.method=full", "--config.train.learning_rate=1e-4"]),
+    "gpt-lora": ("gpt", ["--config.finetune.method=lora", "--config.train.learning_rate=1e-3"]),
+}
+
+
+def run(row: str, seed: int, extra: list[str]) -> dict:
+  preset, flags = ROWS[row]
+  workdir = os.path.join("runs", "sentiment", f"{row}-s{seed}")
+  command = [sys.executable, "launch.py", f"--config=configs/classify.py:{preset}",
+             f"--workdir={workdir}", f"--config.train.seed={seed}", *flags, *extra]
+  start = time.perf_counter()
+  trained = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+  seconds = time.perf_counter() - start
+  if trained.returncode:
+    raise SystemExit(f"{row} seed {seed} failed: {trained.stderr.strip().splitlines()[-1]}")
+  evaluated = subprocess.run(command + ["--mode=eval"], cwd=ROOT, capture_output=True,
+                             text=True, check=True)
+  metrics = {k: float(v) for k, v in re.findall(r"(test_\w+|eval_\w+) ([\d.]+)",
+                                                 evaluated.stdout)}
+  trainable = re.search(r"trainable parameters: ([\d,]+) of ([\d,]+)", trained.stderr)
+  checkpoints = os.path.join(ROOT, workdir, "checkpoints")
+  size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(checkpoints)
+             for f in files)
+  return {"row": row, "seed": seed, "seconds": seconds, "checkpoint_bytes": size,
+          "trainable": int(trainable.group(1).replace(",", "")),
+          "parameters": int(trainable.group(2).replace(",", "")), **metrics}
+
+
+def _mean_std(values: list[float]) -> str:
+  if len(values) == 1:
+    return f"{values[0]:.3f}"
+  return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rows", default=",".join(ROWS))
+  parser.add_argument("--seeds", default="1,2,3")
+  parser.add_argument("--results", default="runs/sentiment/results.jsonl")
+  args, extra = parser.parse_known_args()
+  results = []
+  os.makedirs(os.path.dirname(os.path.join(ROOT, args.results)), exist_ok=True)
+  for row in args.rows.split(","):
+    for seed in map(int, args.seeds.split(",")):
+      result = run(row, seed, extra)
+      results.append(result)
+      with open(os.path.join(ROOT, args.results), "a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
+      print(json.dumps(result), flush=True)
+  print("\n| row | test accuracy | test macro F1 | trainable parameters | checkpoint | time |")
+  print("| --- | --- | --- | --- | --- | --- |")
+  for row in dict.fromkeys(r["row"] for r in results):
+    rs = [r for r in results if r["row"] == row]
+    share = rs[0]["trainable"] / rs[0]["parameters"]
+    print(f"| {row} | {_mean_std([r['test_accuracy'] for r in rs])} | "
+          f"{_mean_std([r['test_macro_f1'] for r in rs])} | {rs[0]['trainable']:,} "
+          f"({share:.2%}) | {statistics.mean(r['checkpoint_bytes'] for r in rs) / 2**20:.2f} MiB"
+          f" | {statistics.mean(r['seconds'] for r in rs):.0f} s |")
+
+
+if __name__ == "__main__":
+  main()

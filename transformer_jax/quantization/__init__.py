@@ -1,0 +1,1 @@
+"""Smaller models for inference: int8 weight-only matmuls."""
