@@ -25,7 +25,7 @@ from transformer_jax.data import classification_data, line_files
 from transformer_jax.errors import CheckpointError, ConfigError, UserError
 from transformer_jax.models.classifier import HEAD, DecoderClassifier, EncoderClassifier
 from transformer_jax.objectives.classification import ClassificationObjective
-from transformer_jax.training import distributed, warm_start
+from transformer_jax.training import warm_start
 
 BODIES = {"encoder": EncoderClassifier, "decoder": DecoderClassifier}
 # A warm start adds the head and drops a pretrained BERT's or GPT's own heads.
@@ -77,25 +77,22 @@ def build_task(cfg: ExperimentConfig, workdir: str, need_data: bool = True) -> t
 
 
 def _test_metrics(task: task_lib.Task, params) -> dict[str, float]:
-  metrics = task.trainer.evaluate(params, task.data.test_batches())
+  metrics = task_lib.evaluate_params(task, params, task.data.test_batches())
   return {key.replace("eval_", "test_", 1): value for key, value in metrics.items()}
 
 
 def train(cfg: ExperimentConfig, workdir: str) -> None:
   task = build_task(cfg, workdir)
-  if distributed.is_main_process():
-    import os  # pylint: disable=import-outside-toplevel
-    os.makedirs(workdir, exist_ok=True)
-    classification_data.save_labels(task.labels, workdir)
-  task_lib.train(task, workdir, cfg.train.batch_size * text_length(cfg))
+  task_lib.train(task, workdir, cfg.train.batch_size * text_length(cfg),
+                 on_start=lambda: classification_data.save_labels(task.labels, workdir))
 
 
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   task = build_task(cfg, workdir)
-  state = task_lib.restored_state(task)
-  metrics = {**task.trainer.evaluate(state.params, task.data.eval_batches()),
-             **_test_metrics(task, state.params)}
-  task_lib.record_evaluation(workdir, int(state.step), metrics)
+  params, step = task_lib.inference_state(task)
+  metrics = {**task_lib.evaluate_params(task, params, task.data.eval_batches()),
+             **_test_metrics(task, params)}
+  task_lib.record_evaluation(workdir, step, metrics)
   return metrics
 
 
@@ -104,7 +101,7 @@ def predict(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) ->
     raise UserError("--mode=predict needs --input=FILE (one text a line, - for stdin)")
   texts = line_files.read_lines(inputs.input_path, "--input")
   task = build_task(cfg, workdir, need_data=False)
-  state = task_lib.restored_state(task)
+  params, _ = task_lib.inference_state(task)
   encoder = cfg.model.classifier_body == "encoder"
   batch_size = cfg.eval.batch_size
   apply = jax.jit(lambda params, inputs, segments: jax.nn.softmax(task.model.apply(
@@ -115,7 +112,7 @@ def predict(cfg: ExperimentConfig, workdir: str, inputs: task_lib.ModeInputs) ->
     rows = classification_data.rows(task.tokenizer, chunk + [""] * (batch_size - len(chunk)),
                                     text_length(cfg), encoder)
     with task_lib.decoding_mesh(task):
-      probabilities = np.asarray(apply(state.params, rows["inputs"], rows["segment_ids"]))
+      probabilities = np.asarray(apply(params, rows["inputs"], rows["segment_ids"]))
     for row in probabilities[:len(chunk)]:
       best = int(np.argmax(row))
       lines.append(f"{task.labels[best]}\t{row[best]:.4f}")
@@ -130,6 +127,10 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
     evaluate(cfg, workdir)
   elif mode == "predict":
     predict(cfg, workdir, inputs)
+  elif mode == "export":
+    task = build_task(cfg, workdir, need_data=False)
+    task_lib.export_workdir(task, inputs, lambda directory: classification_data.save_labels(
+        task.labels, directory))
   else:
     raise UserError(f"--mode={mode} is not available for experiment classify: "
-                    "use train, eval or predict")
+                    "use train, eval, predict or export")

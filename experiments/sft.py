@@ -77,14 +77,13 @@ def validation_bleu(task: task_lib.Task, completer: Completer) -> Optional[MoreM
 
 def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   task = build_task(cfg, workdir)
-  state = task_lib.restored_state(task)
-  step = int(state.step)
+  params, step = task_lib.inference_state(task)
   completer = make_completer(task)
-  metrics = task.trainer.evaluate(state.params, task.data.eval_batches(),
-                                  validation_bleu(task, completer))
+  metrics = task_lib.evaluate_params(task, params, task.data.eval_batches(),
+                                     validation_bleu(task, completer))
   if task.data.test_pairs:
     start = time.time()
-    metrics["eval_bleu"], outputs = completed_bleu(completer, state.params, task.data.test_pairs)
+    metrics["eval_bleu"], outputs = completed_bleu(completer, params, task.data.test_pairs)
     if distributed.is_main_process():
       line_files.write_lines(outputs, os.path.join(workdir, COMPLETIONS_FILE.format(step=step)))
     logging.info("test BLEU %.2f on %d pairs in %.1f s; %d prompts cut", metrics["eval_bleu"],
@@ -95,8 +94,8 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
 
 def sample(cfg: ExperimentConfig, workdir: str, prompt: Optional[str]) -> str:
   task = build_task(cfg, workdir, need_data=False)
-  state = task_lib.restored_state(task)
-  completion = make_completer(task).complete(state.params, [prompt or cfg.decode.prompt])[0]
+  params, _ = task_lib.inference_state(task)
+  completion = make_completer(task).complete(params, [prompt or cfg.decode.prompt])[0]
   if distributed.is_main_process():
     print(completion)
   return completion
@@ -113,6 +112,8 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: task_lib.ModeInp
     if inputs.prompts_file is not None:
       raise UserError("--prompts_file is for experiment clm; sft completes one --prompt")
     sample(cfg, workdir, inputs.prompt)
+  elif mode == "export":
+    task_lib.export_workdir(build_task(cfg, workdir, need_data=False), inputs)
   else:
     raise UserError(f"--mode={mode} is not available for experiment sft: "
-                    "use train, eval or sample")
+                    "use train, eval, sample or export")

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from transformer_jax import configuration
+from transformer_jax.adapters import export as adapter_export
 from transformer_jax.adapters import finetune
 from transformer_jax.configuration import ExperimentConfig, ModelConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
@@ -33,6 +34,7 @@ from transformer_jax.quantization import int8
 from transformer_jax.training import (checkpointing, distributed, partitioning, warm_start,
                                       workdir_lock)
 from transformer_jax.training.loop import MoreMetrics, Trainer, TrainResult, format_metrics
+from transformer_jax.training.train_state import TrainState
 from transformer_jax.training.metrics_writer import MetricsWriter
 
 CONFIG_FILE = "config.json"
@@ -175,16 +177,13 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
   base = make_model(config=model_cfg)
   examples = [jnp.zeros((1, length), jnp.int32) for length in example_lengths]
   model = finetune.wrap(base, cfg.finetune, tuple(examples))
-  adapters_only = finetune.stores_adapters_only(cfg.finetune)
-  if adapters_only and not cfg.train.init_from:
-    raise ConfigError("train.init_from", f"finetune.method={cfg.finetune.method} adapts a "
-                      "base model: name the base's workdir")
+  adapters_only = finetune.stores_adapters_only(cfg.finetune, cfg.train)
   cfg = dataclasses.replace(cfg, train=finetune.train_config(cfg.finetune, cfg.train,
                                                               head_patterns))
   expected_unmatched = dataclasses.replace(
       expected_unmatched, new=expected_unmatched.new + finetune.new_patterns(cfg.finetune))
   # Scanned layers initialise as the unrolled model does, then stack: the same weights.
-  unrolled = model if adapters_only else model.clone(
+  unrolled = model if model is not base else model.clone(
       config=dataclasses.replace(model_cfg, scan_layers=False))
   def init_params(key):
     params = unrolled.init(key, *examples, deterministic=True)["params"]
@@ -291,7 +290,8 @@ def initial_state(task: Task):
 
 
 def train(task: Task, workdir: str, tokens_per_step: int,
-          more_metrics: Optional[MoreMetrics] = None) -> Optional[TrainResult]:
+          more_metrics: Optional[MoreMetrics] = None,
+          on_start: Optional[Callable[[], None]] = None) -> Optional[TrainResult]:
   """Resumes or starts, trains to train.num_steps; None if interrupted by a signal.
 
   more_metrics(params): metrics added to every evaluation (see Trainer.train). Holds the
@@ -300,17 +300,22 @@ def train(task: Task, workdir: str, tokens_per_step: int,
   if task.cfg.model.quantize != "none":
     raise ConfigError("model.quantize", f"{task.cfg.model.quantize} is for inference (eval, "
                       "sample, translate, attention, export), not training; set it to none")
+  f = task.cfg.finetune
+  if f.method not in ("full", "head") and not task.cfg.train.init_from:
+    raise ConfigError("train.init_from", f"finetune.method={f.method} adapts a base model: "
+                      "name the base's workdir")
   if task.cfg.model.dtype == "float16":
     raise ConfigError("model.dtype", "float16 trains only with loss scaling, which this "
                       "codebase does not do: train in bfloat16 (float16 is fine for eval and "
                       "decoding)")
   os.makedirs(workdir, exist_ok=True)  # Every check that writes nothing has passed.
   with workdir_lock.WorkdirLock(workdir, enabled=distributed.is_main_process()):
-    return _train_locked(task, workdir, tokens_per_step, more_metrics)
+    return _train_locked(task, workdir, tokens_per_step, more_metrics, on_start)
 
 
 def _train_locked(task: Task, workdir: str, tokens_per_step: int,
-                  more_metrics: Optional[MoreMetrics]) -> Optional[TrainResult]:
+                  more_metrics: Optional[MoreMetrics],
+                  on_start: Optional[Callable[[], None]]) -> Optional[TrainResult]:
   state = restore(task)  # Raises before anything is written on a mismatch.
   if state is None:
     state = initial_state(task)
@@ -322,6 +327,8 @@ def _train_locked(task: Task, workdir: str, tokens_per_step: int,
     tokenizer_lib.save(task.tokenizer, workdir)
     with open(os.path.join(workdir, CONFIG_FILE), "w", encoding="utf-8") as f:
       json.dump(configuration.to_dict(task.cfg), f, indent=2)
+    if on_start is not None:  # The experiment's own files (a classifier's labels).
+      on_start()
   result = task.trainer.train(state, batch_at=task.data.train_batch_at,
                               eval_batches=task.data.eval_batches,
                               tokens_per_step=tokens_per_step, more_metrics=more_metrics)
@@ -356,6 +363,42 @@ def export(task: Task, inputs: ModeInputs) -> str:
   else:
     native_export.write(directory, task.cfg, task.tokenizer, params)
   logging.info("exported step %d to %s (--format=%s)", step, directory, form)
+  return directory
+
+
+def export_workdir(task: Task, inputs: ModeInputs,
+                   write_extra: Optional[Callable[[str], None]] = None) -> str:
+  """--mode=export of a fine-tuned run: a new workdir (--output, new or empty) that needs no
+  base: the latest parameters with the adapter merged or folded (adapters/export.py), the
+  tokenizer, config.json and one checkpoint (parameters only: for evaluation, prediction
+  and decoding, not for resuming). write_extra(directory): the experiment's own files."""
+  directory = inputs.output_path
+  if not directory:
+    raise UserError("--mode=export needs --output=DIR (a new or empty directory)")
+  if inputs.format is not None:
+    raise UserError(f"--format={inputs.format} exports a pretrained clm, mlm or seq2seq "
+                    f"model; experiment {task.cfg.experiment} exports a workdir (no --format)")
+  if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+    raise UserError(f"--output={directory} exists and is not an empty directory; nothing is "
+                    "overwritten: choose a new one")
+  state = restored_state(task)
+  params, tuned = adapter_export.standalone(state.params, task.model, task.cfg.finetune)
+  cfg = dataclasses.replace(task.cfg, finetune=tuned,
+                            train=dataclasses.replace(task.cfg.train, init_from=""))
+  os.makedirs(directory)
+  tokenizer_lib.save(task.tokenizer, directory)
+  with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
+    json.dump(configuration.to_dict(cfg), f, indent=2)
+  if write_extra is not None:
+    write_extra(directory)
+  checkpointer = checkpointing.Checkpointer(directory, keep=1)
+  checkpointer.save(int(state.step), TrainState(step=state.step, params=params, opt_state={}),
+                    {"model": dataclasses.asdict(cfg.model),
+                     "tokenizer": tokenizer_lib.fingerprint(task.tokenizer)})
+  checkpointer.close()
+  logging.info("exported step %d to %s: evaluate it with --workdir=%s "
+               "--config.train.init_from= --config.finetune.method=%s", int(state.step),
+               directory, directory, tuned.method)
   return directory
 
 

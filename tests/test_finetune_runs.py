@@ -10,6 +10,7 @@ import pytest
 from conftest import SHARED_DATA, TRACEBACK, by_step, last_line, run_launch, tiny_config
 from experiments import classify
 from experiments import task as task_lib
+from transformer_jax.data import classification_data
 from transformer_jax.errors import ConfigError, UserError
 from transformer_jax.training import checkpointing, parameter_paths
 
@@ -55,9 +56,9 @@ def _classify(tmp_path, mlm_base, method, **overrides):
 @pytest.mark.parametrize("method", ["lora", "prefix", "prompt"])
 def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_base, method):
   cfg, workdir = _classify(tmp_path, mlm_base, method)
+  classify.train(cfg, workdir)
   task = classify.build_task(cfg, workdir)
-  result = task_lib.train(task, workdir, tokens_per_step=1)
-  trained = parameter_paths.flat(jax.device_get(result.state.params))
+  trained = parameter_paths.flat(jax.device_get(task_lib.restored_state(task).params))
   # The frozen base is bit-identical to the base's own latest checkpoint.
   frozen = [p for p in trained if p not in task.trainer.trainable]
   source = checkpointing.Checkpointer(str(mlm_base), keep=1, read_only=True)
@@ -80,6 +81,17 @@ def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_
   # Evaluation restores the adapter onto the same base ...
   metrics = classify.evaluate(cfg, workdir)
   assert 0 <= metrics["test_accuracy"] <= 1
+  # Exported, it is a workdir of its own: LoRA merged, no base read, the same results.
+  exported = str(tmp_path / f"{method}-exported")
+  task_lib.export_workdir(classify.build_task(cfg, workdir, need_data=False),
+                          task_lib.ModeInputs(output_path=exported),
+                          lambda d: classification_data.save_labels(task.labels, d))
+  standalone = tiny_config("classify", **{
+      "data.data_dir": str(SHARED_DATA),
+      "finetune.method": "full" if method == "lora" else method})
+  exported_metrics = classify.evaluate(standalone, exported)
+  for key in ("test_loss", "test_accuracy", "eval_loss"):
+    assert exported_metrics[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
   # ... and refuses another one (the base's step-15 checkpoint) with one line.
   other, _ = _classify(tmp_path, mlm_base, method, **{"train.init_from": f"{mlm_base}@15"})
   with pytest.raises(UserError, match="holds adapters trained on another base"):
@@ -91,7 +103,7 @@ def test_an_adapter_method_without_a_base_is_one_line(tmp_path):
                                    "finetune.method": "lora"})
   with pytest.raises(ConfigError, match=r"^config\.train\.init_from: finetune\.method=lora "
                                         "adapts a base model"):
-    classify.build_task(cfg, str(tmp_path / "w"))
+    classify.train(cfg, str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
 
 

@@ -63,8 +63,10 @@ def new_patterns(f: FinetuneConfig) -> tuple[str, ...]:
   return ADAPTER_PATTERNS.get(f.method, ())
 
 
-def stores_adapters_only(f: FinetuneConfig) -> bool:
-  return f.method in adapted.ADAPTER_METHODS
+def stores_adapters_only(f: FinetuneConfig, t: TrainConfig) -> bool:
+  """An adapter run on a base stores its adapter alone; an exported (standalone) one, whose
+  checkpoint holds the base's weights too, names no base."""
+  return f.method in adapted.ADAPTER_METHODS and bool(t.init_from)
 
 
 def fingerprint(params: Any) -> str:
