@@ -69,7 +69,7 @@ def labelled_splits(cfg: ExperimentConfig) -> dict[str, list[Example]]:
   validate(cfg)
   d = cfg.data
   if d.dataset:
-    splits = _uci_sentiment(cfg)
+    splits = uci_sentiment_splits(d.data_dir, corpus.cleaning_rules(d))
   else:
     splits = _hash_split(_read_files(cfg), d.validation_fraction, d.test_fraction)
   for split, examples in splits.items():
@@ -123,9 +123,9 @@ def _label(where: str, field: str, value) -> str:
                   "expected a label (a non-empty string or a number)")
 
 
-def _cleaned(cfg: ExperimentConfig, rows) -> list[tuple[str, str, str]]:
+def _cleaned(rules: cleaning.CleaningConfig, rows) -> list[tuple[str, str, str]]:
   """Texts cleaned (data.* rules) and stripped; an empty text is an error naming its line."""
-  rules, examples = corpus.cleaning_rules(cfg.data), []
+  examples = []
   for text, label, where in rows:
     text = cleaning.clean(text, rules).strip()
     if not text:
@@ -144,7 +144,7 @@ def _read_files(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
                 else parse_jsonl(path, text, d.text_field, d.label_field))
   if not rows:
     raise DataError(f"no labelled examples in {d.path}")
-  return _cleaned(cfg, rows)
+  return _cleaned(corpus.cleaning_rules(d), rows)
 
 
 def _hash_split(rows, validation_fraction: float,
@@ -168,14 +168,17 @@ def comparison_key(text: str) -> str:
   return " ".join(text.split()).casefold()
 
 
-def _uci_sentiment(cfg: ExperimentConfig) -> dict[str, list[Example]]:
-  dataset = catalog.CATALOG[cfg.data.dataset]
-  paths = catalog.resolve(dataset.name, cfg.data.data_dir)
+def uci_sentiment_splits(data_dir: str = "", rules: cleaning.CleaningConfig = (
+    cleaning.CleaningConfig())) -> dict[str, list[Example]]:
+  """The fixed split of UCI sentiment from `data_dir` (see `catalog.resolve`); `rules`
+  clean the sentences (the default changes nothing)."""
+  dataset = catalog.CATALOG["uci-sentiment"]
+  paths = catalog.resolve(dataset.name, data_dir)
   rows = []  # (text, label, source) in reading order.
   for source in UCI_SOURCES:
     text, _ = read_corpus_file(paths[source], "fail")
     rows.extend((text, label, source) for text, label, _ in
-                _cleaned(cfg, parse_tsv(paths[source], text)))
+                _cleaned(rules, parse_tsv(paths[source], text)))
   return uci_split(rows, dataset.split_seed)
 
 
