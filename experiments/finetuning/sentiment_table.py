@@ -74,16 +74,25 @@ def main() -> None:
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--seeds", default="1,2,3")
   parser.add_argument("--results", default="runs/sentiment/results.jsonl")
+  parser.add_argument("--table_only", action="store_true",
+                      help="print the table of the runs already in --results; train nothing")
   args, extra = parser.parse_known_args()
-  results = []
-  os.makedirs(os.path.dirname(os.path.join(ROOT, args.results)), exist_ok=True)
-  for row in args.rows.split(","):
-    for seed in map(int, args.seeds.split(",")):
-      result = run(row, seed, extra)
-      results.append(result)
-      with open(os.path.join(ROOT, args.results), "a", encoding="utf-8") as f:
-        f.write(json.dumps(result) + "\n")
-      print(json.dumps(result), flush=True)
+  path = os.path.join(ROOT, args.results)
+  if args.table_only:
+    with open(path, encoding="utf-8") as f:
+      results = [json.loads(line) for line in f]
+    rows = args.rows.split(",")
+    results = sorted((r for r in results if r["row"] in rows), key=lambda r: rows.index(r["row"]))
+  else:
+    results = []
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for row in args.rows.split(","):
+      for seed in map(int, args.seeds.split(",")):
+        result = run(row, seed, extra)
+        results.append(result)
+        with open(path, "a", encoding="utf-8") as f:
+          f.write(json.dumps(result) + "\n")
+        print(json.dumps(result), flush=True)
   print("\n| row | test accuracy | test macro F1 | trainable parameters | checkpoint | time |")
   print("| --- | --- | --- | --- | --- | --- |")
   for row in dict.fromkeys(r["row"] for r in results):
