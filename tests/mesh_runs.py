@@ -1,12 +1,13 @@
 """Trains the tiny presets in-process on several meshes and prints what the tests compare.
 
 Usage: XLA_FLAGS=--xla_force_host_platform_device_count=N python tests/mesh_runs.py WORKDIR RUN...
-where RUN is family:data,fsdp,tensor[:steps[:name]] (e.g. clm:1,2,2 or clm:1,4,1:2:a).
+where RUN is family:data,fsdp,tensor[:steps[:name]] (e.g. clm:1,2,2 or clm:1,4,1:2:a), with
+a trailing + to decode too (clm:1,2,2+).
 Each run trains in WORKDIR/<name> (default <family>-<d>x<f>x<t>; a run in the directory of
 an earlier one resumes its checkpoint, whatever the mesh) and
 prints one JSON line: the run, its train losses by step, the final evaluation, and each
-parameter's PartitionSpec and per-device share of elements; for the decoders also the
-KV-cached prefill's logits and a few greedy tokens, decoded on that mesh. One process
+parameter's PartitionSpec and per-device share of elements; for the decoders' runs marked +
+also the KV-cached prefill's logits and a few greedy tokens, decoded on that mesh. One process
 serves many
 runs, so the tests pay for one interpreter and one backend start.
 """
@@ -29,7 +30,8 @@ def run(workdir: str, spec: str) -> dict:
   from transformer_jax.training import parameter_paths  # pylint: disable=import-outside-toplevel
   from transformer_jax.training.metrics_writer import read_metrics  # pylint: disable=import-outside-toplevel
 
-  family, sizes, *rest = spec.split(":")
+  with_decoding = spec.endswith("+")
+  family, sizes, *rest = spec.removesuffix("+").split(":")
   steps = int(rest[0]) if rest else STEPS
   data, fsdp, tensor = (int(n) for n in sizes.split(","))
   module = {"clm": "clm", "mlm": "mlm", "seq2seq": "seq2seq"}[family]
@@ -45,10 +47,10 @@ def run(workdir: str, spec: str) -> dict:
                                                   if family != "mlm" else {}))
   result = task_lib.train(task, directory, tokens_per_step=1)
   params = parameter_paths.flat(result.state.params)
-  decoded = decode(task, result.state.params) if family != "mlm" else {}
+  decoded = decode(task, result.state.params) if with_decoding else {}
   return {
       **decoded,
-      "run": spec,
+      "run": spec.removesuffix("+"),
       "train_loss": {r["step"]: r["train_loss"] for r in read_metrics(directory)
                      if "train_loss" in r},
       "eval_loss": result.last_eval["eval_loss"],
