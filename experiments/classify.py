@@ -19,8 +19,7 @@ import jax
 import numpy as np
 
 from experiments import task as task_lib
-from transformer_jax import configuration
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import classification_data, line_files
 from transformer_jax.errors import CheckpointError, ConfigError, UserError
 from transformer_jax.models.classifier import HEAD, DecoderClassifier, EncoderClassifier

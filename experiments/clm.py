@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 
 from experiments import task as task_lib
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import catalog, chunking, lm_data, row_batches, special_tokens
 from transformer_jax.data.line_files import read_lines
 from transformer_jax.decoding import generate, kv_decoding, model_steps, samplers

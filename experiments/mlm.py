@@ -15,7 +15,7 @@ import numpy as np
 from absl import logging
 
 from experiments import task as task_lib
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import catalog, mlm_data, special_tokens
 from transformer_jax.errors import UserError
 from transformer_jax.inspection import attention_plots

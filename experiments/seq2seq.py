@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 
 from experiments import task as task_lib
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import catalog, line_files, translation_data
 from transformer_jax.decoding.translator import Translator
 from transformer_jax.errors import UserError

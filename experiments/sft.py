@@ -20,7 +20,7 @@ from absl import logging
 
 from experiments import task as task_lib
 from experiments.seq2seq import evenly_spaced
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import line_files, sft_data
 from transformer_jax.decoding.completer import Completer
 from transformer_jax.errors import UserError

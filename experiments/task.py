@@ -22,7 +22,7 @@ from absl import logging
 from transformer_jax import configuration
 from transformer_jax.adapters import export as adapter_export
 from transformer_jax.adapters import finetune
-from transformer_jax.configuration import ExperimentConfig, ModelConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import (CheckpointError, CheckpointMismatchError, ConfigError,

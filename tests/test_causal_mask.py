@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import deterministic_apply, init_decoder
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models.attention import causal_mask, segment_mask
 
 CONFIG = ModelConfig(num_layers=2, num_heads=2, model_dim=16, mlp_dim=32, max_length=8,

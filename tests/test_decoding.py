@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import init_decoder
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.decoding import generate, samplers
 
 LOGITS = jnp.array([[1.0, 5.0, 3.0, 4.0, 2.0],

@@ -10,7 +10,7 @@ import pytest
 
 from configs import clm, mlm, seq2seq
 from transformer_jax import configuration
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models.bert import BertPretraining
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.models.encoder import Encoder

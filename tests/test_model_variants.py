@@ -11,7 +11,7 @@ import pytest
 from conftest import last_line, run_launch
 from configs import clm
 from transformer_jax import configuration
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.errors import ConfigError
 from transformer_jax.models.decoder import Decoder
 

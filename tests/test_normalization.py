@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models.block import norm as _layer_norm
 from transformer_jax.models.normalization import NORMS, RMSNorm, make_norm
 

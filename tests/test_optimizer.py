@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from configs import clm
-from transformer_jax import configuration
+from transformer_jax import config_sections, configuration
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.training.optimizer import decay_mask, learning_rate_schedule, make_optimizer
 
 
-def _train_config(**overrides) -> configuration.TrainConfig:
+def _train_config(**overrides) -> config_sections.TrainConfig:
   train = configuration.validate(clm.get_config("tiny")).train
   return dataclasses.replace(train, **overrides)
 

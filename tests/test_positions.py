@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.configuration import POSITIONS
+from transformer_jax.config_choices import POSITIONS
 from transformer_jax.models.positions import (apply_rope, sinusoidal_embedding,
                                               sinusoidal_table)
 

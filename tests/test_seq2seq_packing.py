@@ -11,7 +11,7 @@ import pytest
 from configs import clm, mlm, seq2seq
 from decoding_models import random_params
 from transformer_jax import configuration
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.data import translation_data
 from transformer_jax.data.char_tokenizer import CharTokenizer
 from transformer_jax.data.sources import Document

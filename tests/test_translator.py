@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from decoding_models import SEQ2SEQ, random_params
-from transformer_jax.configuration import DecodeConfig
+from transformer_jax.config_sections import DecodeConfig
 from transformer_jax.data.char_tokenizer import CharTokenizer
 from transformer_jax.data.translation_data import TRANSLATION_SPECIAL_TOKENS
 from transformer_jax.decoding.translator import Translator

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import clm
-from transformer_jax import configuration
+from transformer_jax import config_sections, configuration
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 from transformer_jax.training import partitioning
@@ -67,18 +67,18 @@ class PoisonedObjective:
     return self.objective.summarize(sums)
 
 
-def train_config(**overrides) -> configuration.TrainConfig:
+def train_config(**overrides) -> config_sections.TrainConfig:
   """The tiny preset's training section with `overrides` (e.g. num_steps=12)."""
   train = configuration.validate(clm.get_config("tiny")).train
   return dataclasses.replace(train, batch_size=BATCH_SIZE, **overrides)
 
 
-def make_trainer(workdir, config: configuration.TrainConfig) -> Trainer:
+def make_trainer(workdir, config: config_sections.TrainConfig) -> Trainer:
   model_cfg = dataclasses.replace(configuration.validate(clm.get_config("tiny")).model,
                                   num_layers=1, max_length=LENGTH, vocab_size=VOCAB_SIZE)
   model = Decoder(config=model_cfg)
   example = jnp.zeros((1, LENGTH), jnp.int32)
-  mesh = partitioning.make_mesh(configuration.MeshConfig(data_axis_size=-1, num_cpu_devices=0),
+  mesh = partitioning.make_mesh(config_sections.MeshConfig(data_axis_size=-1, num_cpu_devices=0),
                                 config.batch_size)
   return Trainer(objective=PoisonedObjective(CausalLmObjective(model)),
                  init_params=lambda key: model.init(key, example, deterministic=True)["params"],

@@ -16,299 +16,15 @@ from typing import Any, Optional
 
 import ml_collections
 
+from transformer_jax import config_choices as choices
+from transformer_jax.config_choices import patterns
+from transformer_jax.config_sections import (DataConfig, DecodeConfig, EvalConfig,
+                                              ExperimentConfig, FinetuneConfig, MeshConfig,
+                                              ModelConfig, TrainConfig)
 from transformer_jax.errors import ConfigError
 
 
-# Every choice a config field offers, defined here once; the modules that act on a
-# choice import its set from here.
 EXPERIMENTS_PACKAGE = "experiments"  # config.experiment names a module of this package.
-DTYPES = ("float32", "bfloat16", "float16")
-ATTENTION_SCORES = ("dot", "scaled_dot", "additive")
-# fused: jax.nn.dot_product_attention (XLA); cudnn: the same with NVIDIA's cuDNN kernel.
-ATTENTION_IMPLEMENTATIONS = ("plain", "fused", "cudnn")
-POSITIONS = ("sinusoidal", "learned", "rope", "none")
-NORMS = ("layernorm", "rmsnorm")
-NORM_POSITIONS = ("pre", "post")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
-REMATS = ("none", "full", "save_dots")  # Activation recomputation (models/layer_stack.py).
-# How a run adapts a base (transformer_jax/adapters): every parameter, the task head only,
-# low-rank adapters, prefix key/values or soft-prompt embeddings (the last four need a base).
-FINETUNE_METHODS = ("full", "head", "lora", "prefix", "prompt")
-DATA_FORMATS = ("text", "jsonl", "tsv", "aligned", "python_stdlib")
-INVALID_UTF8_POLICIES = ("fail", "replace")
-NORMALIZATIONS = ("none", "NFC", "NFKC")
-TOKENIZERS = ("char", "bpe", "wordpiece")
-PACKINGS = ("none", "stream", "documents")
-DECODE_STRATEGIES = ("greedy", "sample", "beam")
-# Named datasets (data.dataset), described in transformer_jax/data/catalog.py; "" reads data.path.
-DATASETS = ("wikitext-2", "uci-sentiment")
-QUANTIZATIONS = ("none", "int8")
-# Roles of special tokens (data.special_token_names: ROLE=TOKEN), as the objectives name them.
-SPECIAL_TOKEN_ROLES = ("pad", "bos", "eos", "unk", "mask", "cls", "sep")
-HF_PREFIX = "hf:"  # train.init_from=hf:DIR: a Hugging Face model folder.
-
-
-def attention_problem(score: str, implementation: str, num_heads: int,
-                      num_kv_heads: int) -> Optional[tuple[str, str]]:
-  """(field, reason) of the first attention option that breaks a rule, else None.
-
-  The validator and `MultiHeadAttention` (built directly, without a config) share it.
-  """
-  if score not in ATTENTION_SCORES:
-    return "model.attention", f"must be one of {ATTENTION_SCORES}, got {score!r}"
-  if implementation not in ATTENTION_IMPLEMENTATIONS:
-    return ("model.attention_impl",
-            f"must be one of {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
-  if num_kv_heads < 0 or (num_kv_heads and num_heads % num_kv_heads):
-    return ("model.num_kv_heads", f"{num_kv_heads} kv heads do not divide "
-            f"model.num_heads={num_heads} (0 = one per head)")
-  if implementation != "plain" and score == "additive":
-    return ("model.attention_impl",
-            "fused attention computes dot and scaled_dot scores only, not additive")
-  return None
-
-
-def sampling_problem(temperature: float, top_k: int, top_p: float) -> Optional[tuple[str, str]]:
-  """(field, reason) of the first sampling option that breaks a rule, else None.
-
-  Temperature 0 is greedy decoding. Shared by the validator and the samplers.
-  """
-  if not temperature >= 0:
-    return "decode.temperature", f"must be >= 0 (0 is greedy), got {temperature}"
-  if top_k < 0:
-    return "decode.top_k", f"must be >= 0 (0 keeps every token), got {top_k}"
-  if not 0 < top_p <= 1:
-    return "decode.top_p", f"must be in (0, 1], got {top_p}"
-  return None
-
-
-def special_token_names(text: str) -> dict[str, str]:
-  """'eos=<|endoftext|>, pad=[PAD]' -> {'eos': '<|endoftext|>', 'pad': '[PAD]'}; ValueError
-  naming the first malformed entry or unknown role."""
-  names = {}
-  for entry in text.split(","):
-    if not entry.strip():
-      continue
-    role, separator, token = entry.strip().partition("=")
-    if not separator or not token or role not in SPECIAL_TOKEN_ROLES:
-      raise ValueError(f"{entry.strip()!r} is not ROLE=TOKEN with ROLE one of "
-                       f"{', '.join(SPECIAL_TOKEN_ROLES)}")
-    names[role] = token
-  return names
-
-
-def patterns(text: str) -> tuple[str, ...]:
-  """'a, b,,c' -> ('a', 'b', 'c'): the comma-separated regexes of a pattern field."""
-  return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-  """Transformer shape for every family. `vocab_size` comes from the tokenizer."""
-  num_layers: int
-  num_heads: int
-  model_dim: int
-  mlp_dim: int
-  max_length: int
-  dropout_rate: float
-  use_bias: bool
-  dtype: str  # Computation dtype; parameters stay float32.
-  # The defaults below are GPT-2's (with nanoGPT's exact GELU).
-  attention: str = "scaled_dot"  # Score: dot, scaled_dot or additive.
-  attention_impl: str = "plain"  # plain or fused (jax.nn.dot_product_attention).
-  num_kv_heads: int = 0  # Key/value heads: 0 = num_heads (MHA), 1 = multi-query, else grouped.
-  position: str = "learned"  # learned, sinusoidal, rope or none.
-  norm: str = "layernorm"  # layernorm or rmsnorm.
-  norm_position: str = "pre"  # pre (GPT-2) or post (the original Transformer).
-  activation: str = "gelu"  # MLP: gelu (exact erf), gelu_tanh (GPT-2's), relu or swiglu.
-  norm_epsilon: float = 1e-5  # LayerNorm/RMSNorm epsilon (BERT: 1e-12).
-  # Inference only (eval, sample, translate, attention, export): int8 weight-only matmuls.
-  quantize: str = "none"  # none or int8.
-  # Other families' fields; the defaults change nothing for a decoder-only model.
-  num_encoder_layers: int = 0  # Encoder-decoder: encoder depth; 0 = num_layers.
-  num_token_types: int = 0  # Encoder (BERT): segment-embedding rows (A/B); 0 = none.
-  embedding_norm: bool = False  # Normalise the summed embeddings (BERT).
-  scale_embeddings: bool = False  # Multiply token embeddings by sqrt(model_dim) (Vaswani).
-  share_embeddings: bool = True  # Encoder-decoder: source and target share one table.
-  # Memory levers (models/layer_stack.py); the defaults change nothing.
-  remat: str = "none"  # Recompute block activations in the backward pass: full, save_dots.
-  scan_layers: bool = False  # One compiled block scanned over the layers.
-  # Experiment classify: the body under the head, encoder (BERT's <cls> pooler) or decoder
-  # (GPT's last real token).
-  classifier_body: str = "encoder"
-  vocab_size: int = 0  # 0 until the tokenizer is known.
-
-  @property
-  def head_dim(self) -> int:
-    return self.model_dim // self.num_heads
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-  """Where text comes from, how it is cleaned, tokenized and cut into rows."""
-  path: str  # A file, a glob or a comma-separated list; ignored for python_stdlib.
-  format: str  # text, jsonl, tsv, aligned, python_stdlib.
-  text_field: str  # jsonl: the field holding a document's text.
-  target_path: str  # aligned: the file of targets, line by line with `path`.
-  invalid_utf8: str  # fail (naming file and byte offset) or replace (and count).
-  unicode_normalization: str  # none, NFC, NFKC.
-  remove_control_characters: bool
-  normalize_whitespace: bool
-  tokenizer: str  # char, bpe or wordpiece (BERT's; trained or from a Hugging Face folder).
-  vocab_size: int  # bpe: the vocabulary to train; char: unused (0).
-  tokenizer_path: str  # An existing tokenizer file to load instead of training one.
-  # Rows: none (seq2seq: one padded pair a row), stream (clm: one token stream, random
-  # windows) or documents (clm: documents, seq2seq: pairs, packed into rows). mlm: unused.
-  packing: str
-  chunk_overlap: int  # documents: tokens shared by consecutive chunks of a long document.
-  validation_fraction: float
-  test_fraction: float  # documents: share of documents held out for testing.
-  # Masked LM (configs/mlm.py): BERT's recipe.
-  mask_probability: float = 0.15  # Share of a row's real tokens the model must predict.
-  mask_token_probability: float = 0.8  # ...of which become <mask>,
-  random_token_probability: float = 0.1  # ...a random token; the rest stay unchanged.
-  next_sentence_probability: float = 0.5  # Segment B really follows A (else a random one).
-  # A dataset of the catalog (data/catalog.py), by name: its files are found in data_dir
-  # (downloaded there, checksums verified, when missing) and replace data.path and
-  # data.format; its own splits replace the hash or tail split. "" reads data.path.
-  dataset: str = ""
-  data_dir: str = ""  # Where named datasets live; "" = the per-user cache (catalog.py).
-  label_field: str = "label"  # Labelled jsonl (classify): the field holding the label.
-  target_field: str = ""  # jsonl pairs (seq2seq, sft): the field holding the target.
-  # Comma-separated ROLE=TOKEN (roles: pad, bos, eos, unk, mask, cls, sep): the tokenizer's
-  # own spelling of a special token, e.g. eos=<|endoftext|>. "" = the project's names
-  # (<eos>, ...), else Hugging Face's ([CLS], <|endoftext|>, ...) where the tokenizer has them.
-  special_token_names: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  num_steps: int
-  batch_size: int
-  learning_rate: float
-  end_learning_rate: float
-  warmup_steps: int
-  decay_steps: int
-  adam_beta1: float
-  adam_beta2: float
-  adam_epsilon: float
-  weight_decay: float
-  grad_clip_norm: float  # 0 disables clipping.
-  seed: int
-  log_every_steps: int
-  eval_every_steps: int
-  checkpoint_every_steps: int
-  keep_checkpoints: int
-  # Optimizer steps per jitted call (a lax.scan); 1 is one step per call. Only
-  # speed changes: batches, keys and updates are the same step by step.
-  steps_per_call: int
-  label_smoothing: float = 0.0  # Mass spread uniformly over the vocabulary in training targets.
-  # Warm start: a workdir (its latest checkpoint), DIR@STEP or hf:DIR (a Hugging Face
-  # GPT-2 or BERT folder) whose parameters, only, start a new run (fresh optimizer
-  # state, step 0); "" initialises from scratch.
-  init_from: str = ""
-  # Comma-separated regexes (re.fullmatch over paths such as block_0/mlp/input/kernel):
-  # parameters allowed to be unmatched between init_from and this model, beyond those the
-  # experiment expects (new task heads, dropped pretraining heads).
-  init_unmatched: str = ""
-  # Comma-separated regexes (re.fullmatch over parameter paths): the parameters that
-  # train; the rest stay frozen and get no optimizer state.
-  trainable: str = ".*"
-  # Gradient accumulation: each device's rows in this many micro-batches, one step.
-  microbatches: int = 1
-  # Data parallelism with the gradients summed in one flat all-reduce (shard_map); pure
-  # data-parallel meshes only. Faster on CPU devices; dropout then draws per device.
-  flat_gradient_all_reduce: bool = False
-  # A step whose loss or gradient norm is NaN or infinite changes nothing (it is skipped
-  # and counted); this many in a row stop the run.
-  max_nonfinite_steps: int = 5
-
-  @property
-  def init_from_hf(self) -> Optional[str]:
-    """The Hugging Face folder of init_from=hf:DIR, else None."""
-    if self.init_from.startswith(HF_PREFIX):
-      return self.init_from[len(HF_PREFIX):]
-    return None
-
-  @property
-  def init_source(self) -> tuple[str, Optional[int]]:
-    """init_from as (workdir, step): 'runs/a@300' -> ('runs/a', 300); no step = the latest.
-    hf:DIR -> (DIR, None)."""
-    if self.init_from_hf is not None:
-      return self.init_from_hf, None
-    workdir, separator, step = self.init_from.rpartition("@")
-    if not separator or not step.isdigit():
-      return self.init_from, None
-    return workdir, int(step)
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-  num_batches: int
-  batch_size: int
-  stride: int  # --mode=eval: >0 scores the whole validation text in windows moved by stride.
-  # seq2seq: validation pairs (evenly spaced, at most this many) translated with
-  # decode.strategy at every evaluation, scored as eval_validation_bleu; 0 turns it off.
-  bleu_pairs: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeConfig:
-  strategy: str  # 'greedy', 'sample' or 'beam' (beam: translation and clm sampling).
-  prompt: str
-  max_new_tokens: int  # seq2seq: the longest translation; 0 = model.max_length.
-  temperature: float
-  top_k: int  # 0 keeps the whole vocabulary.
-  seed: int
-  # Defaults, so config files written before these fields keep working.
-  top_p: float = 1.0  # Nucleus sampling: 1.0 keeps the whole vocabulary.
-  beam_size: int = 4  # strategy=beam: hypotheses kept per sentence.
-  length_penalty: float = 0.6  # strategy=beam: GNMT's alpha; 0 ranks by log-probability.
-
-
-@dataclasses.dataclass(frozen=True)
-class MeshConfig:
-  """The device mesh data x fsdp x tensor (see `training/partitioning.py`)."""
-  data_axis_size: int  # -1: the devices the other axes leave.
-  # CPU only: split the host into this many JAX devices (0 keeps JAX's default of one).
-  # On a small CPU, one single-threaded device per core, data-parallel, beats one
-  # device whose every op is split over all cores (see experiments/README.md).
-  num_cpu_devices: int
-  fsdp_axis_size: int = 1  # Parameters and optimizer state split over it (ZeRO-3).
-  tensor_axis_size: int = 1  # Heads and the MLP width split over it (Megatron).
-  # Overrides of partitioning.LOGICAL_AXIS_RULES: 'vocab=tensor,embed=none'.
-  axis_rules: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-  """How a run adapts a base model (see transformer_jax/adapters); defaults: plain training."""
-  method: str = "full"  # One of FINETUNE_METHODS.
-  lora_rank: int = 8  # r: A is [in, r], B is [r, out].
-  lora_alpha: float = 16.0  # The low-rank update is scaled by alpha / r.
-  # Comma-separated regexes (re.fullmatch) over parameter paths: the kernels that get adapters.
-  lora_targets: str = ".*attention/(query|value)/kernel"
-  lora_dropout: float = 0.0  # On the adapter's input, in training.
-  prefix_length: int = 16  # Key/value entries in front of every self-attention.
-  # > 0: Li & Liang's reparametrisation while training (an MLP of this width makes the
-  # entries from a smaller table); folded into plain entries when exported.
-  prefix_hidden: int = 0
-  prompt_length: int = 16  # Soft-prompt embeddings in front of the tokens (Lester et al.).
-  prompt_init: str = ""  # "": embeddings of randomly drawn vocabulary tokens; else this text's.
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-  experiment: str
-  model: ModelConfig
-  data: DataConfig
-  train: TrainConfig
-  eval: EvalConfig
-  decode: DecodeConfig
-  mesh: MeshConfig
-  finetune: FinetuneConfig = FinetuneConfig()
-
-
 _SECTIONS = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -386,8 +102,8 @@ def _report(problem: Optional[tuple[str, str]]) -> None:
 
 
 def _check_choices(section: Any, prefix: str,
-                   choices: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
-  for field, options in choices:
+                   fields: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+  for field, options in fields:
     _require(getattr(section, field) in options, f"{prefix}.{field}",
              f"must be one of {options}, got {getattr(section, field)!r}")
 
@@ -406,10 +122,11 @@ def _check_model(m: ModelConfig) -> None:
   _require(m.model_dim % m.num_heads == 0, "model.num_heads",
            f"{m.num_heads} heads do not divide model.model_dim={m.model_dim}")
   _require(0.0 <= m.dropout_rate < 1.0, "model.dropout_rate", "must be in [0, 1)")
-  _check_choices(m, "model", (("dtype", DTYPES), ("position", POSITIONS), ("norm", NORMS),
-                              ("norm_position", NORM_POSITIONS), ("activation", ACTIVATIONS),
-                              ("remat", REMATS)))
-  _report(attention_problem(m.attention, m.attention_impl, m.num_heads, m.num_kv_heads))
+  _check_choices(m, "model", (("dtype", choices.DTYPES), ("position", choices.POSITIONS),
+                              ("norm", choices.NORMS), ("norm_position", choices.NORM_POSITIONS),
+                              ("activation", choices.ACTIVATIONS), ("remat", choices.REMATS)))
+  _report(choices.attention_problem(m.attention, m.attention_impl, m.num_heads,
+                                    m.num_kv_heads))
   _require(m.position != "rope" or m.head_dim % 2 == 0, "model.position",
            f"rope needs an even head dimension, got {m.head_dim}")
   _require(m.position != "sinusoidal" or m.model_dim % 2 == 0, "model.position",
@@ -422,7 +139,7 @@ def _check_model(m: ModelConfig) -> None:
   _require(m.num_encoder_layers >= 0, "model.num_encoder_layers", "must be >= 0")
   _require(m.num_token_types >= 0, "model.num_token_types", "must be >= 0")
   _require(m.norm_epsilon > 0, "model.norm_epsilon", f"must be positive, got {m.norm_epsilon}")
-  _check_choices(m, "model", (("quantize", QUANTIZATIONS),))
+  _check_choices(m, "model", (("quantize", choices.QUANTIZATIONS),))
 
 
 def _check_train(t: TrainConfig) -> None:
@@ -455,13 +172,14 @@ def _check_train(t: TrainConfig) -> None:
 
 
 def _check_data(d: DataConfig, max_length: int) -> None:
-  _check_choices(d, "data", (("format", DATA_FORMATS), ("tokenizer", TOKENIZERS),
-                             ("packing", PACKINGS), ("unicode_normalization", NORMALIZATIONS),
-                             ("invalid_utf8", INVALID_UTF8_POLICIES)))
+  _check_choices(d, "data", (("format", choices.DATA_FORMATS),
+                             ("tokenizer", choices.TOKENIZERS), ("packing", choices.PACKINGS),
+                             ("unicode_normalization", choices.NORMALIZATIONS),
+                             ("invalid_utf8", choices.INVALID_UTF8_POLICIES)))
   _require(bool(d.path) or d.format == "python_stdlib" or bool(d.dataset), "data.path",
            "must name a file")
-  _require(d.dataset in ("",) + DATASETS, "data.dataset",
-           f"must be '' (read data.path) or one of {DATASETS}, got {d.dataset!r}")
+  _require(d.dataset in ("",) + choices.DATASETS, "data.dataset",
+           f"must be '' (read data.path) or one of {choices.DATASETS}, got {d.dataset!r}")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
   _require(d.tokenizer == "char" or d.vocab_size > 0 or bool(d.tokenizer_path),
@@ -472,7 +190,7 @@ def _check_data(d: DataConfig, max_length: int) -> None:
            "data.vocab_size", f"{d.vocab_size} is too small: a bpe vocabulary holds the "
            f"{BPE_BYTES} bytes plus the experiment's special tokens")
   try:
-    special_token_names(d.special_token_names)
+    choices.special_token_names(d.special_token_names)
   except ValueError as e:
     raise ConfigError("data.special_token_names", str(e)) from None
   _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
@@ -496,9 +214,9 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
   _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
-  _check_choices(s, "decode", (("strategy", DECODE_STRATEGIES),))
+  _check_choices(s, "decode", (("strategy", choices.DECODE_STRATEGIES),))
   _require(s.max_new_tokens >= 0, "decode.max_new_tokens", "must be >= 0")
-  _report(sampling_problem(s.temperature, s.top_k, s.top_p))
+  _report(choices.sampling_problem(s.temperature, s.top_k, s.top_p))
   _require(s.beam_size >= 1, "decode.beam_size", f"must be >= 1, got {s.beam_size}")
   _require(s.length_penalty >= 0, "decode.length_penalty",
            f"must be >= 0, got {s.length_penalty}")
@@ -515,7 +233,7 @@ def _check_rest(cfg: ExperimentConfig) -> None:
 
 
 def _check_finetune(f: FinetuneConfig, t: TrainConfig, m: ModelConfig) -> None:
-  _check_choices(f, "finetune", (("method", FINETUNE_METHODS),))
+  _check_choices(f, "finetune", (("method", choices.FINETUNE_METHODS),))
   _require(f.method in ("full", "head") or not m.scan_layers, "model.scan_layers",
            f"finetune.method={f.method} adapts each layer apart; use the unrolled layout")
   _require(f.method == "full" or t.trainable == ".*", "train.trainable",

@@ -64,7 +64,7 @@ import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 
 from configs import clm  # pylint: disable=wrong-import-position
-from transformer_jax.configuration import ModelConfig  # pylint: disable=wrong-import-position
+from transformer_jax.config_sections import ModelConfig  # pylint: disable=wrong-import-position
 from transformer_jax.decoding import model_steps, samplers  # pylint: disable=wrong-import-position
 from transformer_jax.models.decoder import Decoder  # pylint: disable=wrong-import-position
 from transformer_jax.quantization import int8, int8_kernel  # pylint: disable=wrong-import-position

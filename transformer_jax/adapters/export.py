@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from transformer_jax.adapters import adapted, lora
-from transformer_jax.configuration import FinetuneConfig
+from transformer_jax.config_sections import FinetuneConfig
 
 
 def standalone(params: Any, model, f: FinetuneConfig) -> tuple[Any, FinetuneConfig]:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from transformer_jax.adapters import adapted, lora
-from transformer_jax.configuration import FinetuneConfig, TrainConfig
+from transformer_jax.config_sections import FinetuneConfig, TrainConfig
 from transformer_jax.errors import ConfigError
 from transformer_jax.training import parameter_paths
 

@@ -29,7 +29,8 @@ from typing import Optional
 
 from absl import logging
 
-from transformer_jax.configuration import DATASETS, ExperimentConfig
+from transformer_jax.config_choices import DATASETS
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import download
 from transformer_jax.errors import ConfigError, DataError
 
@@ -117,7 +118,7 @@ CATALOG = {
                  "to Individual Labels using Deep Features. KDD 2015",
         split_seed=331),
 }
-assert tuple(CATALOG) == DATASETS, "configuration.DATASETS lists the catalog's names"
+assert tuple(CATALOG) == DATASETS, "config_choices.DATASETS lists the catalog's names"
 
 # (real path, size, mtime, inode) -> sha256 of the content: each file hashed once a process.
 _HASHED: dict[tuple, str] = {}

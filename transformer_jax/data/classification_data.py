@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import row_batches, special_tokens
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.text_files import write_text

@@ -24,7 +24,7 @@ import re
 import sys
 import unicodedata
 
-from transformer_jax.configuration import NORMALIZATIONS
+from transformer_jax.config_choices import NORMALIZATIONS
 
 _KEPT_CONTROL_CHARACTERS = frozenset("\n\t")
 _RUN_OF_SPACES = re.compile(" {2,}")

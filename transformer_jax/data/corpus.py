@@ -11,7 +11,7 @@ import dataclasses
 
 from absl import logging
 
-from transformer_jax.configuration import DataConfig
+from transformer_jax.config_sections import DataConfig
 from transformer_jax.data import catalog, cleaning, sources, text_files
 
 

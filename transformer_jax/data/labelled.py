@@ -34,7 +34,7 @@ import collections
 
 from absl import logging
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import catalog, cleaning, corpus, sources
 from transformer_jax.data.text_files import read_corpus_file
 from transformer_jax.errors import ConfigError, DataError

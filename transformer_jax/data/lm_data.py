@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import (catalog, corpus, lm_batches, packing, row_batches, sources,
                                   special_tokens, wikitext)
 from transformer_jax.data import tokenizer as tokenizer_lib

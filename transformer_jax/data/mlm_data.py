@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import corpus, sentence_pairs, sources, special_tokens, wikitext
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer

@@ -19,7 +19,7 @@ import os
 import sysconfig
 from typing import Iterable, Optional
 
-from transformer_jax.configuration import DATA_FORMATS
+from transformer_jax.config_choices import DATA_FORMATS
 from transformer_jax.data.text_files import check_invalid_utf8_policy, read_corpus_file
 from transformer_jax.errors import DataError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from transformer_jax import configuration
+from transformer_jax import config_choices
 from transformer_jax.data import special_tokens
 from transformer_jax.errors import ConfigError
 
@@ -59,7 +59,7 @@ def with_names(tokenizer, configured: str = ""):
   data.special_token_names. A configured token the vocabulary lacks is a ConfigError."""
   tokenizer = unwrap(tokenizer)
   own = set(tokenizer.special_tokens)
-  explicit = configuration.special_token_names(configured)
+  explicit = config_choices.special_token_names(configured)
   names = {}
   for role, project_name in ROLE_TOKENS.items():
     if role in explicit:

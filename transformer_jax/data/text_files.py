@@ -10,7 +10,7 @@ import os
 import re
 import zlib
 
-from transformer_jax.configuration import INVALID_UTF8_POLICIES
+from transformer_jax.config_choices import INVALID_UTF8_POLICIES
 from transformer_jax.errors import DataError
 
 BYTE_ORDER_MARK = "\ufeff"

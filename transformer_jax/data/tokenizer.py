@@ -25,7 +25,7 @@ from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import special_token_names
 from transformer_jax.data.bpe_tokenizer import BpeTokenizer
 from transformer_jax.data.char_tokenizer import CharTokenizer

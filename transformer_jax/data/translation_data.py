@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax.configuration import DataConfig, ExperimentConfig
+from transformer_jax.config_sections import DataConfig, ExperimentConfig
 from transformer_jax.data import cleaning, corpus, row_batches, sources, special_tokens
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizer import Tokenizer

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformer_jax.configuration import DecodeConfig
+from transformer_jax.config_sections import DecodeConfig
 from transformer_jax.data import special_tokens
 from transformer_jax.decoding import kv_decoding, model_steps, samplers
 from transformer_jax.decoding.beam_search import BeamOptions

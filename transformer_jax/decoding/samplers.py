@@ -10,7 +10,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from transformer_jax import configuration
+from transformer_jax import config_choices
 
 Sampler = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -49,7 +49,7 @@ def make_sampler(temperature: float, top_k: int = 0, top_p: float = 1.0) -> Samp
 
   temperature 0: greedy. top_k 0 and top_p 1 keep the whole vocabulary.
   """
-  problem = configuration.sampling_problem(temperature, top_k, top_p)
+  problem = config_choices.sampling_problem(temperature, top_k, top_p)
   if problem is not None:
     raise ValueError(f"{problem[0]}: {problem[1]}")
   if temperature == 0:

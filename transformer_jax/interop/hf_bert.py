@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.interop.hf_tables import Rule, bias, same, transposed
 
 MODEL_TYPE = "bert"

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from safetensors.numpy import save_file
 
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import special_token_names
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError

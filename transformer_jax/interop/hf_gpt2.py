@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.interop.hf_tables import Rule, bias, reshaped, same
 
 MODEL_TYPE = "gpt2"

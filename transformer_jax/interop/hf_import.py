@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.errors import CheckpointError
 from transformer_jax.interop.hf_folder import HfFolder
 from transformer_jax.interop.hf_tables import Rule

@@ -19,7 +19,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from transformer_jax import configuration
-from transformer_jax.configuration import ExperimentConfig
+from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.training import parameter_paths
 

@@ -17,7 +17,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from transformer_jax import configuration
+from transformer_jax import config_choices
 from transformer_jax.models import attention_scores, initializers, kv_cache
 from transformer_jax.models.attention_scores import heads_first
 from transformer_jax.models import positions as positions_lib
@@ -69,7 +69,7 @@ def prompt_segment_mask(segment_ids: jax.Array, num_prompt: int) -> jax.Array:
 
 def check_options(score: str, implementation: str, num_heads: int, num_kv_heads: int) -> None:
   """Raises ValueError naming the config field of the first invalid option."""
-  problem = configuration.attention_problem(score, implementation, num_heads, num_kv_heads)
+  problem = config_choices.attention_problem(score, implementation, num_heads, num_kv_heads)
   if problem is not None:
     raise ValueError(f"{problem[0]}: {problem[1]}")
 

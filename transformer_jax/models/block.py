@@ -16,7 +16,7 @@ from typing import Optional
 import flax.linen as nn
 import jax
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import initializers, kv_cache
 from transformer_jax.models.attention import MultiHeadAttention, PrefixKV
 from transformer_jax.models.mlp import Mlp

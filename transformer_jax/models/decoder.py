@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import embedding, initializers, kv_cache, layer_stack, precision
 from transformer_jax.models.attention import (PrefixKV, causal_mask, prompt_segment_mask,
                                               segment_mask)

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import initializers, precision
 from transformer_jax.models.block import norm
 from transformer_jax.models.positions import sinusoidal_embedding

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import embedding, initializers, layer_stack
 from transformer_jax.models.attention import PrefixKV, prompt_segment_mask, segment_mask
 from transformer_jax.models.block import norm

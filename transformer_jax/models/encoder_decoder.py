@@ -17,7 +17,7 @@ from typing import Optional
 import flax.linen as nn
 import jax
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import embedding, kv_cache
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.models.encoder import Encoder

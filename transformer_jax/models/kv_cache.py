@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 import flax.linen as nn
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 
 # Logical names of cached keys and values [B, C, G, K]: inside a mesh and rules context
 # (decoding on a sharded model) their heads are laid out like the attention's.

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.configuration import ModelConfig
+from transformer_jax.config_sections import ModelConfig
 from transformer_jax.models import kv_cache
 from transformer_jax.models.attention import PrefixKV
 from transformer_jax.models.block import TransformerBlock

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.configuration import NORMS
+from transformer_jax.config_choices import NORMS
 from transformer_jax.models import initializers, precision
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from transformer_jax import configuration
-from transformer_jax.configuration import TrainConfig
+from transformer_jax import config_choices
+from transformer_jax.config_sections import TrainConfig
 from transformer_jax.training import nonfinite, parameter_paths, partitioning, steps, train_state
 from transformer_jax.training.checkpointing import Checkpointer
 from transformer_jax.training.metrics_writer import MetricsWriter
@@ -117,7 +117,7 @@ class Trainer:
     self.schedule = learning_rate_schedule(config)
     self._init_params = init_params
     self.trainable = parameter_paths.select(abstract_params(init_params),
-                                            configuration.patterns(config.trainable),
+                                            config_choices.patterns(config.trainable),
                                             "train.trainable")
     self.abstract_state, self.shardings = train_state.state_shardings(
         init_params, self.optimizer, mesh, self.trainable, axis_rules)

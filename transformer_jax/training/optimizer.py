@@ -3,7 +3,7 @@
 import jax
 import optax
 
-from transformer_jax.configuration import TrainConfig
+from transformer_jax.config_sections import TrainConfig
 
 
 def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:

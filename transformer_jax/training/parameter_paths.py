@@ -1,7 +1,7 @@
 """Parameters by path: 'block_0/attention/query/kernel', selected by regular expressions.
 
 A path joins the parameter tree's keys with '/'. Selections take comma-separated
-regexes (`configuration.patterns`), each matched against whole paths with
+regexes (`config_choices.patterns`), each matched against whole paths with
 `re.fullmatch`, as train.trainable and train.init_unmatched do. `split` and
 `merge` cut a nested parameter dict in two and put it back together, so a
 function can take gradients of one part only.

@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 from absl import logging
 
-from transformer_jax import configuration
-from transformer_jax.configuration import ModelConfig, TrainConfig
+from transformer_jax import config_choices
+from transformer_jax.config_sections import ModelConfig, TrainConfig
 from transformer_jax.errors import CheckpointError
 from transformer_jax.training import checkpointing, parameter_paths
 
@@ -77,7 +77,7 @@ def _hf_source(config: TrainConfig, model: ModelConfig, experiment: str,
   """(hf:DIR, the signatures of the parameters the folder provides), checked."""
   from transformer_jax.interop import hf_folder, hf_import  # pylint: disable=import-outside-toplevel
   folder = hf_folder.open_folder(config.init_from_hf)
-  allowed = expected.new + configuration.patterns(config.init_unmatched)
+  allowed = expected.new + config_choices.patterns(config.init_unmatched)
   return folder.name, hf_import.check(folder, model, experiment, allowed)
 
 
@@ -99,7 +99,7 @@ def plan(config: TrainConfig, abstract_params, expected: Expected,
     if saved[path] != wanted[path]:
       raise CheckpointError(f"config.train.init_from: parameter {path} is {saved[path]} in "
                             f"{workdir} but {wanted[path]} in this model")
-  allowed = configuration.patterns(config.init_unmatched)
+  allowed = config_choices.patterns(config.init_unmatched)
   new = sorted(set(wanted) - set(saved))
   dropped = sorted(set(saved) - set(wanted))
   for paths, kind, patterns in ((new, "only this model has", expected.new),
@@ -123,7 +123,7 @@ def load(start: WarmStart, abstract_params) -> Any:
   if start.model is not None:  # hf:DIR
     import jax  # pylint: disable=import-outside-toplevel
     from transformer_jax.interop import hf_folder, hf_import  # pylint: disable=import-outside-toplevel
-    folder = hf_folder.open_folder(start.workdir[len(configuration.HF_PREFIX):])
+    folder = hf_folder.open_folder(start.workdir[len(config_choices.HF_PREFIX):])
     arrays = hf_import.read(folder, start.model, start.loaded)
     return parameter_paths.nested({path: jax.device_put(arrays[path], wanted[path].sharding)
                                    for path in start.loaded})
