@@ -193,7 +193,7 @@ def build(cfg: ExperimentConfig, workdir: str, *, data: Optional[TaskData],
       raise ConfigError("model.quantize", "int8 with finetune.method=lora: export the merged "
                         "model (--mode=export) and quantize that")
     model = int8.Int8Model(model, examples)
-  metadata = {"model": dataclasses.asdict(model_cfg),
+  metadata = {"model": dataclasses.asdict(model_cfg), "finetune": dataclasses.asdict(cfg.finetune),
               "tokenizer": tokenizer_lib.fingerprint(tokenizer)}
   trainer = Trainer(objective=make_objective(model), init_params=init_params,
                     config=cfg.train, mesh=mesh, workdir=workdir, checkpoint_metadata=metadata,

@@ -96,6 +96,10 @@ def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_
   other, _ = _classify(tmp_path, mlm_base, method, **{"train.init_from": f"{mlm_base}@15"})
   with pytest.raises(UserError, match="holds adapters trained on another base"):
     classify.evaluate(other, workdir)
+  if method == "lora":  # Read without --config.finetune.method=lora: the line says so.
+    full, _ = _classify(tmp_path, mlm_base, "full")
+    with pytest.raises(UserError, match="finetune.method='lora' in the checkpoint but 'full' now"):
+      classify.evaluate(full, workdir)
 
 
 def test_an_adapter_method_without_a_base_is_one_line(tmp_path):

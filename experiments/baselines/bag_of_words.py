@@ -116,8 +116,13 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
       __file__)))))
-  from transformer_jax.data import labelled  # pylint: disable=import-outside-toplevel
-  splits = labelled.uci_sentiment_splits(args.data_dir)
+  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data import labelled
+  from transformer_jax.errors import UserError
+  try:
+    splits = labelled.uci_sentiment_splits(args.data_dir)
+  except UserError as e:  # E.g. the dataset is neither in --data_dir nor downloadable.
+    raise SystemExit(f"error: {e}") from None
   print(" / ".join(f"{split} {len(examples)}" for split, examples in splits.items()))
   results = []
   for seed in (int(seed) for seed in args.seeds.split(",")):
@@ -126,7 +131,8 @@ def main(argv=None) -> None:
     print(f"seed {seed}: penalty {result['penalty']:g} | validation accuracy "
           f"{result['validation_accuracy']:.4f} | test accuracy {result['test_accuracy']:.4f} "
           f"| {result['features']} features")
-  print(f"test accuracy {np.mean(results):.4f} ± {np.std(results):.4f} "
+  spread = np.std(results, ddof=1) if len(results) > 1 else 0.0  # The sample std.
+  print(f"test accuracy {np.mean(results):.4f} ± {spread:.4f} "
         f"(mean ± std over {len(results)} seeds)")
 
 

@@ -70,7 +70,10 @@ def _mean_std(values: list[float]) -> str:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(
+      description=__doc__.splitlines()[0],
+      epilog="Other flags (--config.*) are passed on to every launch.py run, e.g. "
+      "--config.data.data_dir=../shared/data.")
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--seeds", default="1,2,3")
   parser.add_argument("--results", default="runs/sentiment/results.jsonl")
@@ -79,6 +82,9 @@ def main() -> None:
   args, extra = parser.parse_known_args()
   path = os.path.join(ROOT, args.results)
   if args.table_only:
+    if not os.path.exists(path):
+      raise SystemExit(f"error: no results in {args.results} yet; run the table without "
+                       "--table_only first")
     with open(path, encoding="utf-8") as f:
       results = [json.loads(line) for line in f]
     rows = args.rows.split(",")

@@ -40,6 +40,8 @@ DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"
 # Metadata sections compared before restoring; the rest ('model') is for information.
 COMPARED_SECTIONS = ("tokenizer", "base")  # base: an adapter run's (see adapters/finetune.py).
+# Named when the parameters differ: the settings that most often explain it.
+HINTED_SECTIONS = ("model", "finetune")
 # Tensorstore (which writes the arrays) reports a failed write as a ValueError whose
 # text ends in e.g. "No space left on device [os_error_code='28']".
 _OS_ERROR_CODE = re.compile(r"\[os_error_code='?(\d+)'?\]")
@@ -253,7 +255,7 @@ class Checkpointer:
     lines = tree_differences(parameter_signatures(saved_tree["params"]),
                              parameter_signatures(abstract_state.params))
     if lines:
-      configs = _section_differences(saved, expected, ("model",))
+      configs = _section_differences(saved, expected, HINTED_SECTIONS)
       hint = f" ({', '.join(line for _, _, line in configs)})" if configs else ""
       raise CheckpointMismatchError(
           f"{self.directory} holds step {step} of another model: {lines[0]}{hint}"
