@@ -12,7 +12,7 @@ SCRIPT = str(REPO / "experiments" / "finetuning" / "sentiment_table.py")
 def _result(row, seed, accuracy, seconds):
   return {"row": row, "seed": seed, "seconds": seconds, "checkpoint_bytes": 2 * 2**20,
           "trainable": 50, "parameters": 200, "test_accuracy": accuracy,
-          "test_macro_f1": accuracy - 0.01}
+          "test_macro_f1": accuracy - 0.01, "eval_accuracy": accuracy + 0.1}
 
 
 def _table(*flags):
@@ -30,8 +30,9 @@ def test_rows_give_mean_and_sample_std_over_seeds_and_the_fastest_time(tmp_path)
   lines = table.stdout.strip().splitlines()
   # Sample std of 0.75 and 0.77: 0.01414; one seed: the value alone; unlisted rows left out.
   assert lines[2:] == [
-      "| bert-full | 0.760 ± 0.014 | 0.750 ± 0.014 | 50 (25.00%) | 2.00 MiB | 300 s |",
-      "| bert-lora | 0.700 | 0.690 | 50 (25.00%) | 2.00 MiB | 90 s |"]
+      "| bert-full | 0.760 ± 0.014 | 0.750 ± 0.014 | 0.860 ± 0.014 | 50 (25.00%) | 2.00 MiB "
+      "| 300 s |",
+      "| bert-lora | 0.700 | 0.690 | 0.800 | 50 (25.00%) | 2.00 MiB | 90 s |"]
 
 
 def test_no_results_yet_is_one_line(tmp_path):

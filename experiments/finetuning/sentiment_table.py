@@ -6,9 +6,9 @@
 Needs the WikiText-2 bases (runs/mlm-wikitext, runs/clm-wikitext; see the README's
 Fine-tuning section). Each run trains `configs/classify.py` in runs/sentiment/<row>-s<seed>
 with launch.py, then `--mode=eval` reports its test accuracy. The table gives, per row,
-the mean ± std over seeds of test accuracy and macro F1, the trainable parameters, the
-checkpoint's bytes and the training time (the whole `launch.py` command, the fastest
-seed's), measured here.
+the mean ± std over seeds of test accuracy, macro F1 and validation accuracy, the
+trainable parameters, the checkpoint's bytes and the training time (the whole `launch.py`
+command, the fastest seed's), measured here.
 The bag-of-words row comes from experiments/baselines/bag_of_words.py.
 """
 
@@ -101,14 +101,15 @@ def main() -> None:
           f.write(json.dumps(result) + "\n")
         print(json.dumps(result), flush=True)
   # Time: the fastest seed's whole command (the machine may have been shared for others).
-  print("\n| row | test accuracy | test macro F1 | trainable parameters | checkpoint | "
-        "time (fastest seed) |")
-  print("| --- | --- | --- | --- | --- | --- |")
+  print("\n| row | test accuracy | test macro F1 | validation accuracy | trainable parameters | "
+        "checkpoint | time (fastest seed) |")
+  print("| --- | --- | --- | --- | --- | --- | --- |")
   for row in dict.fromkeys(r["row"] for r in results):
     rs = [r for r in results if r["row"] == row]
     share = rs[0]["trainable"] / rs[0]["parameters"]
     print(f"| {row} | {_mean_std([r['test_accuracy'] for r in rs])} | "
-          f"{_mean_std([r['test_macro_f1'] for r in rs])} | {rs[0]['trainable']:,} "
+          f"{_mean_std([r['test_macro_f1'] for r in rs])} | "
+          f"{_mean_std([r['eval_accuracy'] for r in rs])} | {rs[0]['trainable']:,} "
           f"({share:.2%}) | {statistics.mean(r['checkpoint_bytes'] for r in rs) / 2**20:.2f} MiB"
           f" | {min(r['seconds'] for r in rs):.0f} s |")
 
