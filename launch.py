@@ -1,7 +1,7 @@
 """Entry point: python launch.py --config=configs/clm.py[:preset] [--workdir=...] [--mode=...].
 
 Thin on purpose: it validates the config once and hands it to the experiment the
-config names. Errors a user can cause end in one line on stderr and exit code 1.
+config names (transformer_jax/tasks/). Errors a user can cause end in one line on stderr and exit code 1.
 """
 
 import logging as logging_std
@@ -13,9 +13,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.task import ModeInputs
-from transformer_jax import configuration
+from transformer_jax import configuration, tasks
 from transformer_jax.errors import UserError
+from transformer_jax.run import source_config
+from transformer_jax.run.modes import ModeInputs
 from transformer_jax.training import checkpointing, distributed, partitioning
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -135,6 +136,12 @@ _MODE_OF_FLAG = {"prompt": ("sample",), "prompts_file": ("sample",),
                  "format": ("export",)}
 
 
+def explicit_config_fields(argv) -> set[str]:
+  """'model.mlp_dim' for each --config.model.mlp_dim=... (or --config.model.mlp_dim ...) given."""
+  return {arg.split("=", 1)[0][len("--config."):] for arg in argv
+          if arg.startswith("--config.")}
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -144,6 +151,8 @@ def main(argv):
       readers = " and ".join(f"--mode={mode}" for mode in modes)
       _fail(f"--{name} is read by {readers} only, not --mode={_MODE.value}")
   try:
+    # hf:DIR weights fix the model's shape: fields the command line leaves are the folder's.
+    source_config.adopt(_CONFIG.value, explicit_config_fields(sys.argv))
     cfg = configuration.validate(_CONFIG.value)
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
                                                 .split("=", 1)[1])
@@ -152,11 +161,10 @@ def main(argv):
                            _HEARTBEAT.value)
     if not distributed.is_main_process():
       logging.set_verbosity(logging.WARNING)  # One log: process 0's.
-    experiment = configuration.experiment_module(cfg.experiment)
     inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
                         input_path=_INPUT.value, output_path=_OUTPUT.value,
                         format=_FORMAT.value)
-    experiment.run(cfg, workdir, _MODE.value, inputs)
+    tasks.run(cfg, workdir, _MODE.value, inputs)
   except UserError as e:
     _fail(str(e))
   except OSError as e:  # Also how ml_collections reports a config file that failed to load.

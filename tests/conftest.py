@@ -21,7 +21,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SIGNAL_AT_STEP = pathlib.Path(__file__).resolve().parent / "signal_at_step.py"
 DURING_TRAINING = pathlib.Path(__file__).resolve().parent / "during_training.py"
 TRACEBACK = "Traceback (most recent call last)"
-# The catalogued datasets (transformer_jax/data/catalog.py), as CI and developers have them.
+# The catalogued datasets (transformer_jax/data/corpora/catalog.py), as CI and developers have them.
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Every step logged, an evaluation and a checkpoint every 10 steps, dropout on (so
@@ -116,6 +116,36 @@ def tiny_run(tmp_path_factory) -> pathlib.Path:
 def reference_run(tmp_path_factory) -> pathlib.Path:
   """Workdir of REFERENCE_FLAGS on one device, run without interruption. Read-only."""
   return _finished_run(tmp_path_factory, "reference_run", REFERENCE_FLAGS)
+
+
+@pytest.fixture(scope="session")
+def seq2seq_run(tmp_path_factory) -> pathlib.Path:
+  """Workdir of configs/seq2seq.py:tiny (30 steps). Read-only."""
+  return _finished_run(tmp_path_factory, "seq2seq_run", ("--config=configs/seq2seq.py:tiny",))
+
+
+@pytest.fixture(scope="session")
+def sft_run(tmp_path_factory) -> pathlib.Path:
+  """Workdir of configs/sft.py:tiny (a tiny GPT trained on the Tatoeba pairs). Read-only."""
+  return _finished_run(tmp_path_factory, "sft_run", ("--config=configs/sft.py:tiny",))
+
+
+@pytest.fixture(scope="session")
+def classify_run(tmp_path_factory) -> pathlib.Path:
+  """configs/classify.py:tiny on UCI sentiment, 6 steps (labels.json holds 0, 1). Read-only."""
+  return _finished_run(tmp_path_factory, "classify_run", (
+      "--config=configs/classify.py:tiny", f"--config.data.data_dir={SHARED_DATA}",
+      "--config.train.num_steps=6"))
+
+
+@pytest.fixture(scope="session")
+def classify_lora_run(tmp_path_factory, mlm_base) -> pathlib.Path:
+  """LoRA on `mlm_base` for UCI sentiment, 6 steps: its checkpoints hold the adapters and the
+  head, its config.json names the base. Read-only."""
+  return _finished_run(tmp_path_factory, "classify_lora_run", (
+      "--config=configs/classify.py:tiny", f"--config.data.data_dir={SHARED_DATA}",
+      "--config.train.num_steps=6", f"--config.train.init_from={mlm_base}",
+      "--config.finetune.method=lora"))
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def main() -> None:
   with open(commands_path, encoding="utf-8") as f:
     commands = json.load(f)
   sys.path.insert(0, REPO)
-  from transformer_jax.data import lm_batches  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data.batches import lm_batches  # pylint: disable=import-outside-toplevel
   original = lm_batches.batch_at
 
   # As in signal_at_step.py: training batches are the only stream batches with a step

@@ -25,9 +25,9 @@ STEPS = 4
 def run(workdir: str, spec: str) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   from conftest import tiny_config  # pylint: disable=import-outside-toplevel
-  from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
-  from experiments import task as task_lib  # pylint: disable=import-outside-toplevel
-  from transformer_jax.training import parameter_paths  # pylint: disable=import-outside-toplevel
+  from transformer_jax import tasks  # pylint: disable=import-outside-toplevel
+  from transformer_jax.run import train as train_lib  # pylint: disable=import-outside-toplevel
+  from transformer_jax import parameter_paths  # pylint: disable=import-outside-toplevel
   from transformer_jax.training.metrics_writer import read_metrics  # pylint: disable=import-outside-toplevel
 
   with_decoding = spec.endswith("+")
@@ -42,10 +42,10 @@ def run(workdir: str, spec: str) -> dict:
       "train.checkpoint_every_steps": 2, "decode.max_new_tokens": 0, "eval.bleu_pairs": 0})
   name = rest[1] if len(rest) > 1 else f"{family}-{data}x{fsdp}x{tensor}"
   directory = os.path.join(workdir, name)
-  experiment = configuration.experiment_module(cfg.experiment)
+  experiment = tasks.get(cfg.experiment)
   task = experiment.build_task(cfg, directory, **({"need_data": True}
                                                   if family != "mlm" else {}))
-  result = task_lib.train(task, directory, tokens_per_step=1)
+  result = train_lib.train(task, tokens_per_step=1)
   params = parameter_paths.flat(result.state.params)
   decoded = decode(task, result.state.params) if with_decoding else {}
   return {
@@ -67,10 +67,9 @@ def decode(task, params) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from experiments import task as task_lib  # pylint: disable=import-outside-toplevel
   from transformer_jax.decoding import model_steps, samplers  # pylint: disable=import-outside-toplevel
   tokens = jnp.asarray([[5, 6, 7, 8], [9, 10, 11, 12]], jnp.int32)
-  with task_lib.decoding_mesh(task):
+  with task.decoding_mesh():
     if task.cfg.experiment == "clm":
       logits, _ = jax.jit(functools.partial(model_steps.decoder_prefill, task.model,
                                             cache_length=8))(params, tokens,

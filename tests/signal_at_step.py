@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main() -> None:
   name, at_step, flags = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
   sys.path.insert(0, REPO)
-  from transformer_jax.data import lm_batches, row_batches  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data.batches import (lm_batches, row_batches)  # pylint: disable=import-outside-toplevel
   # Stream batches (lm_batches.batch_at) and packed-row batches (row_batches.rows_batch_at)
   # both take (data, seed, step, ...). The training batches are the only calls with a
   # step this large: stream evaluation asks for steps 0 .. eval.num_batches - 1.

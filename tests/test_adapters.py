@@ -15,7 +15,7 @@ from transformer_jax.models import kv_cache
 from transformer_jax.models.attention import PrefixKV
 from transformer_jax.models.classifier import DecoderClassifier, EncoderClassifier
 from transformer_jax.models.decoder import Decoder
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
 TOKENS = jnp.asarray([[3, 1, 4, 1, 5, 9], [2, 7, 1, 8, 2, 8]], jnp.int32)

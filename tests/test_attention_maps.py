@@ -9,8 +9,8 @@ import numpy as np
 
 from conftest import tiny_config
 from decoding_models import BASE, random_params
-from experiments import clm as clm_experiment
-from experiments.task import ModeInputs
+from transformer_jax.run.modes import ModeInputs
+from transformer_jax.tasks import clm as clm_experiment
 from transformer_jax.inspection import attention_plots
 from transformer_jax.models.decoder import Decoder
 from transformer_jax.models.encoder import Encoder

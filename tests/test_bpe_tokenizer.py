@@ -6,9 +6,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from transformer_jax.data import special_tokens
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
-from transformer_jax.data.tokenizer import FILE_NAMES
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.tokenizer import FILE_NAMES
 
 FILE_NAME = FILE_NAMES["bpe"]
 from transformer_jax.errors import DataError

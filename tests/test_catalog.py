@@ -20,7 +20,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from fuzzing import assert_one_line_user_error
-from transformer_jax.data import catalog
+from transformer_jax.data.corpora import catalog
 from transformer_jax.errors import DataError
 
 TRAIN = "one two three\n" * 3

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from transformer_jax.data import special_tokens
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.tokenizer import FILE_NAMES
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.data.tokenizers.tokenizer import FILE_NAMES
 
 FILE_NAME = FILE_NAMES["char"]
 from transformer_jax.errors import DataError
@@ -75,7 +75,7 @@ def test_load_of_a_broken_file_names_it(tmp_path):
 
 
 def test_a_vocabulary_file_loads_under_any_name(tmp_path):
-  from transformer_jax.data import tokenizer as tokenizer_lib  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data.tokenizers import (tokenizer as tokenizer_lib)  # pylint: disable=import-outside-toplevel
   tokenizer = CharTokenizer.from_text("abc", special_tokens=("<pad>", "<eos>"))
   saved = tokenizer_lib.save(tokenizer, str(tmp_path))
   renamed = tmp_path / "my_vocabulary.json"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from transformer_jax.data.chunking import chunk_document, sliding_windows
-from transformer_jax.data.packing import contiguous_rows
+from transformer_jax.data.batches.chunking import chunk_document, sliding_windows
+from transformer_jax.data.batches.packing import contiguous_rows
 
 
 def _lists(pieces):

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax.data import classification_data
-from transformer_jax.data.char_tokenizer import CharTokenizer
+from transformer_jax.data.tasks import classification_data
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
 from transformer_jax.errors import DataError
 from transformer_jax.models.outputs import ModelOutput
 from transformer_jax.objectives import objective as objective_lib

@@ -2,7 +2,7 @@
 
 import pytest
 
-from transformer_jax.data.cleaning import CleaningConfig, clean
+from transformer_jax.data.corpora.cleaning import CleaningConfig, clean
 
 NOISY = "  a  \r\n\x00\u200b\ufb01 e\u0301\u00a0\t \n\n\n\n\nb"
 

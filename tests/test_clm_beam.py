@@ -7,8 +7,8 @@ import re
 import pytest
 
 from conftest import tiny_config
-from experiments import clm as clm_experiment
-from experiments import task as task_lib
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.run import weights
 
 PROMPT = "ROMEO:"
 
@@ -21,23 +21,23 @@ def _task(tiny_run, **decode):
 
 @pytest.fixture(scope="module")
 def params(tiny_run):
-  return task_lib.inference_params(_task(tiny_run))
+  return weights.inference_params(_task(tiny_run))
 
 
 def test_a_beam_of_one_is_greedy(tiny_run, params):
-  greedy = clm_experiment.sample_prompts(_task(tiny_run, strategy="greedy"), params,
-                                         [PROMPT, "JULIET:"])
-  beam = clm_experiment.beam_continuations(_task(tiny_run, strategy="beam", beam_size=1),
-                                           params, [PROMPT, "JULIET:"])
+  greedy = clm_experiment.continuer(_task(tiny_run, strategy="greedy")).continue_batch(
+      params, [PROMPT, "JULIET:"])
+  beam = clm_experiment.continuer(_task(tiny_run, strategy="beam", beam_size=1)).n_best(
+      params, [PROMPT, "JULIET:"])
   assert [hypotheses[0][0] for hypotheses in beam] == greedy
   assert all(len(hypotheses) == 1 for hypotheses in beam)
 
 
 def test_the_n_best_are_ranked_and_the_best_is_at_least_greedy(tiny_run, params):
   task = _task(tiny_run, strategy="beam", beam_size=4, length_penalty=0.0)
-  (hypotheses,) = clm_experiment.beam_continuations(task, params, [PROMPT])
-  (greedy,) = clm_experiment.beam_continuations(
-      _task(tiny_run, strategy="beam", beam_size=1, length_penalty=0.0), params, [PROMPT])
+  (hypotheses,) = clm_experiment.continuer(task).n_best(params, [PROMPT])
+  (greedy,) = clm_experiment.continuer(
+      _task(tiny_run, strategy="beam", beam_size=1, length_penalty=0.0)).n_best(params, [PROMPT])
   scores = [score for _, score, _ in hypotheses]
   assert len(hypotheses) == 4 and scores == sorted(scores, reverse=True)
   assert len({text for text, _, _ in hypotheses}) == 4

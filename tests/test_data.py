@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from configs import clm
-from transformer_jax.data import lm_batches, text_files
-from transformer_jax.data.char_tokenizer import CharTokenizer
+from transformer_jax.data.batches import lm_batches
+from transformer_jax.data.corpora import text_files
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
 from transformer_jax.errors import DataError
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n"

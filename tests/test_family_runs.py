@@ -5,6 +5,7 @@ metrics carry the family's names, --mode=eval reproduces the final evaluation.""
 import pytest
 
 from conftest import TRACEBACK, by_step, copy_workdir, last_line, run_launch
+from transformer_jax.run.modes import ModeInputs
 from transformer_jax.training.metrics_writer import read_metrics
 
 FAMILIES = {
@@ -68,17 +69,18 @@ def test_mlm_attention_maps_and_bert_export(family_run, tmp_path):
   import json  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from conftest import tiny_config  # pylint: disable=import-outside-toplevel
-  from experiments import mlm, task  # pylint: disable=import-outside-toplevel
+  from transformer_jax.run import export  # pylint: disable=import-outside-toplevel
+  from transformer_jax.tasks import mlm  # pylint: disable=import-outside-toplevel
   cfg = tiny_config("mlm")
   text = "To be, or not"  # Characters: <cls> + 13 + <sep>.
-  paths = mlm.attention(cfg, str(workdir), task.ModeInputs(input_path=text,
+  paths = mlm.attention(cfg, str(workdir), ModeInputs(input_path=text,
                                                            output_path=str(tmp_path / "maps")))
   assert len(paths) == 2  # One PNG per layer.
   weights = np.load(tmp_path / "maps" / "self_attention.npy")
   assert weights.shape == (2, 2, len(text) + 2, len(text) + 2)
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
-  task.export(mlm.build_task(cfg, str(workdir), need_data=False),
-              task.ModeInputs(output_path=str(tmp_path / "hf"), format="hf"))
+  export.export(mlm.build_task(cfg, str(workdir), need_data=False),
+                ModeInputs(output_path=str(tmp_path / "hf"), format="hf"))
   config = json.loads((tmp_path / "hf" / "config.json").read_text())
   assert (config["model_type"], config["num_hidden_layers"]) == ("bert", 2)
 

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, TRACEBACK, by_step, last_line, run_launch, tiny_config
-from experiments import classify
-from experiments import task as task_lib
-from transformer_jax.data import classification_data
+from transformer_jax.tasks import classify
+from transformer_jax.run import weights
+from transformer_jax.run import export
+from transformer_jax.run.modes import ModeInputs
+from transformer_jax.data.tasks import classification_data
 from transformer_jax.errors import ConfigError, UserError
-from transformer_jax.training import checkpointing, parameter_paths
+from transformer_jax.training import checkpointing
+from transformer_jax import parameter_paths
 
 DATA = f"--config.data.data_dir={SHARED_DATA}"
 
@@ -58,7 +61,7 @@ def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_
   cfg, workdir = _classify(tmp_path, mlm_base, method)
   classify.train(cfg, workdir)
   task = classify.build_task(cfg, workdir)
-  trained = parameter_paths.flat(jax.device_get(task_lib.restored_state(task).params))
+  trained = parameter_paths.flat(jax.device_get(weights.restored_state(task).params))
   # The frozen base is bit-identical to the base's own latest checkpoint.
   frozen = [p for p in trained if p not in task.trainer.trainable]
   source = checkpointing.Checkpointer(str(mlm_base), keep=1, read_only=True)
@@ -83,8 +86,8 @@ def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_
   assert 0 <= metrics["test_accuracy"] <= 1
   # Exported, it is a workdir of its own: LoRA merged, no base read, the same results.
   exported = str(tmp_path / f"{method}-exported")
-  task_lib.export_workdir(classify.build_task(cfg, workdir, need_data=False),
-                          task_lib.ModeInputs(output_path=exported),
+  export.export_workdir(classify.build_task(cfg, workdir, need_data=False),
+                          ModeInputs(output_path=exported),
                           lambda d: classification_data.save_labels(task.labels, d))
   standalone = tiny_config("classify", **{
       "data.data_dir": str(SHARED_DATA),

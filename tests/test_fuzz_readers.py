@@ -18,10 +18,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fuzzing import assert_one_line_user_error, fuzz_settings
-from transformer_jax.data import sources, text_files
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.line_files import read_lines
+from transformer_jax.data.corpora import sources, text_files
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.run.line_files import read_lines
 from transformer_jax.errors import UserError
 
 # Characters that give the parsers something to chew on.

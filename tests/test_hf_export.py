@@ -11,12 +11,12 @@ import pytest
 
 from conftest import TRACEBACK, last_line, run_launch, tiny_config
 from decoding_models import random_params
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
 from transformer_jax.errors import UserError
 from transformer_jax.interop import hf_export, hf_folder, hf_import
 from transformer_jax.models.bert import BertPretraining
 from transformer_jax.models.decoder import Decoder
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 TOKENS = np.asarray([[5, 3, 9, 1, 4, 2, 7]], np.int32)
 TOKENIZER = BpeTokenizer.train(["To be, or not to be, that is the question"] * 3, 270,

@@ -16,10 +16,10 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from conftest import run_launch, tiny_config
-from experiments import clm as clm_experiment
-from experiments import mlm as mlm_experiment
-from transformer_jax.data import special_tokens
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.tasks import mlm as mlm_experiment
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
 from transformer_jax.errors import UserError
 from transformer_jax.training import warm_start
 

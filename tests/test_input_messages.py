@@ -9,11 +9,12 @@ import pytest
 
 from configs import clm
 from transformer_jax import configuration
-from transformer_jax.data import lm_data, special_tokens
-from transformer_jax.data import tokenizer as tokenizer_lib
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.line_files import read_lines
+from transformer_jax.data.tasks import lm_data
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.run.line_files import read_lines
 from transformer_jax.errors import ConfigError, DataError
 
 
@@ -35,7 +36,7 @@ def test_a_bpe_vocabulary_below_the_bytes_is_a_config_error_before_any_work():
 def test_the_exact_minimum_counts_the_experiments_special_tokens(tmp_path):
   cfg = configuration.validate(_bpe_config(257))  # Above the bytes: the validator lets it by.
   with pytest.raises(ConfigError) as error:
-    tokenizer_lib.make(cfg, str(tmp_path), ["some text"], lm_data.CAUSAL_LM_SPECIAL_TOKENS)
+    tokenizer_lib.make(cfg.data, None, ["some text"], lm_data.CAUSAL_LM_SPECIAL_TOKENS)
   assert str(error.value) == ("config.data.vocab_size: 257 is below the 256 bytes plus the 2 "
                               "special tokens this experiment needs: use at least 258")
   assert os.listdir(tmp_path) == []

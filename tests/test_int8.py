@@ -10,8 +10,10 @@ import pytest
 
 from conftest import tiny_config
 from decoding_models import BASE, decoder_and_params
-from experiments import clm as clm_experiment
-from experiments import task as task_lib
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.run import train as train_lib
+from transformer_jax.run import weights
+from transformer_jax.run import evaluate as evaluate_lib
 from transformer_jax.errors import ConfigError
 from transformer_jax.interop import native_export
 from transformer_jax.models import kv_cache
@@ -93,9 +95,9 @@ def test_the_int8_tiny_model_evaluates_close_to_float(tiny_run, tmp_path):
   for quantize in ("none", "int8"):
     task = clm_experiment.build_task(tiny_config(**{"model.quantize": quantize}), str(tiny_run),
                                      need_data=True)
-    params, step = task_lib.inference_state(task)
+    params, step = weights.inference_state(task)
     assert step == 20
-    losses[quantize] = task_lib.evaluate_params(task, params,
+    losses[quantize] = evaluate_lib.evaluate_params(task, params,
                                                 task.data.eval_batches())["eval_loss"]
     if quantize == "int8":  # The native export: int8 kernels at about a quarter of the bytes.
       native_export.write(str(tmp_path / "int8"), task.cfg, task.tokenizer, params)
@@ -112,7 +114,7 @@ def test_quantize_is_refused_for_training_before_anything_is_written(tmp_path):
   task = clm_experiment.build_task(tiny_config(**{"model.quantize": "int8"}),
                                    str(tmp_path / "run"), need_data=True)
   with pytest.raises(ConfigError) as error:
-    task_lib.train(task, str(tmp_path / "run"), 1)
+    train_lib.train(task, 1)
   assert str(error.value) == ("config.model.quantize: int8 is for inference (eval, sample, "
                               "translate, attention, export), not training; set it to none")
   assert not (tmp_path / "run").exists()

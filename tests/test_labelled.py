@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SHARED_DATA, tiny_config
 from fuzzing import assert_one_line_user_error
-from transformer_jax.data import labelled
+from transformer_jax.data.corpora import labelled
 from transformer_jax.errors import ConfigError, DataError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transformer_jax.data import masking
+from transformer_jax.data.batches import masking
 
 MASK = 3
 ORIGINAL = 5  # Not among RANDOM_IDS, so every input says what happened to its position.

@@ -16,7 +16,7 @@ from transformer_jax.models.bert import BertPretraining
 from transformer_jax.models.encoder import Encoder
 from transformer_jax.models.outputs import ModelOutput
 from transformer_jax.models.projection import Projection
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 TOLERANCE = dict(rtol=2e-5, atol=2e-5)
 TOKENS = jnp.asarray([[3, 1, 4, 1, 5, 9], [2, 7, 1, 8, 2, 8]], jnp.int32)

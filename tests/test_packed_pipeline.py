@@ -11,7 +11,7 @@ import os
 import pytest
 
 from conftest import REFERENCE_FLAGS, REPO, TRACEBACK, by_step, last_line, run_launch
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
 from transformer_jax.training.metrics_writer import read_metrics
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import deterministic_apply, init_decoder
 from transformer_jax.config_sections import ModelConfig
-from transformer_jax.data.chunking import chunk_document
-from transformer_jax.data.packing import contiguous_rows, pack_documents
+from transformer_jax.data.batches.chunking import chunk_document
+from transformer_jax.data.batches.packing import contiguous_rows, pack_documents
 from transformer_jax.objectives.cross_entropy import cross_entropy_sums
 
 EOS, PAD = 1, 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from transformer_jax.data.row_batches import example_indices, rows_batch_at
+from transformer_jax.data.batches.row_batches import example_indices, rows_batch_at
 
 
 def test_each_epoch_visits_every_row_once():

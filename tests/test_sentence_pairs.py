@@ -5,7 +5,9 @@ import pytest
 
 from configs import clm
 from transformer_jax import configuration
-from transformer_jax.data import mlm_data, sentence_pairs, special_tokens
+from transformer_jax.data.tasks import mlm_data
+from transformer_jax.data.batches import sentence_pairs
+from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.errors import DataError
 
 CLS, SEP, PAD, MASK = 1, 2, 0, 3
@@ -174,7 +176,7 @@ def _config(path, **model):
 def test_build_from_a_text_file(tmp_path):
   text = "".join(f"Speaker {i}:\nLine one of {i}.\nLine two.\n\n" for i in range(30))
   (tmp_path / "speeches.txt").write_text(text, encoding="utf-8")
-  data = mlm_data.build(_config(tmp_path / "speeches.txt"), str(tmp_path))
+  data = mlm_data.build(_config(tmp_path / "speeches.txt"), None)
   tokenizer = data.tokenizer
   assert tokenizer.special_tokens == mlm_data.MLM_SPECIAL_TOKENS
   characters = len(set(text))
@@ -198,6 +200,6 @@ def test_build_from_a_text_file(tmp_path):
 def test_build_errors(tmp_path):
   (tmp_path / "lines.txt").write_text("".join(f"line {i}\n\n" for i in range(30)))
   with pytest.raises(DataError, match="has no passage of two or more lines"):
-    mlm_data.build(_config(tmp_path / "lines.txt"), str(tmp_path))
+    mlm_data.build(_config(tmp_path / "lines.txt"), None)
   with pytest.raises(DataError, match="max_length=4 is too short"):
-    mlm_data.build(_config(tmp_path / "lines.txt", max_length=4), str(tmp_path))
+    mlm_data.build(_config(tmp_path / "lines.txt", max_length=4), None)

@@ -10,11 +10,11 @@ import pytest
 
 from configs import clm, mlm, seq2seq
 from decoding_models import random_params
-from transformer_jax import configuration
+from transformer_jax import configuration, experiment_rules
 from transformer_jax.config_sections import ModelConfig
-from transformer_jax.data import translation_data
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.sources import Document
+from transformer_jax.data.tasks import translation_data
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.data.corpora.sources import Document
 from transformer_jax.errors import ConfigError
 from transformer_jax.models.decoder import cross_attention_mask
 from transformer_jax.models.encoder_decoder import EncoderDecoder
@@ -136,7 +136,7 @@ def test_packing_that_the_experiment_cannot_build_is_a_config_error(make, packin
   assert error.value.field == "data.packing"
   assert str(error.value) == (
       f"config.data.packing: must be one of "
-      f"{configuration.experiment_module(experiment).PACKINGS} for experiment {experiment}, "
+      f"{experiment_rules.RULES[experiment].packings} for experiment {experiment}, "
       f"got {packing!r}")
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from decoding_models import BASE, decoder_and_params
-from transformer_jax.data import sft_data
+from transformer_jax.data.tasks import sft_data
 from transformer_jax.objectives import objective as objective_lib
 from transformer_jax.objectives.causal_lm import CausalLmObjective
 
@@ -52,7 +52,7 @@ def test_pairs_pack_into_rows_with_their_own_segments_and_positions():
 
 
 def test_jsonl_pairs_read_their_target_field(tmp_path):
-  from transformer_jax.data import sources  # pylint: disable=import-outside-toplevel
+  from transformer_jax.data.corpora import sources  # pylint: disable=import-outside-toplevel
   path = tmp_path / "pairs.jsonl"
   path.write_text('{"prompt": "Hi.", "answer": "你好。"}\n{"prompt": "Bye.", "answer": "再见。"}\n')
   corpus = sources.read_documents(str(path), "jsonl", text_field="prompt", target_field="answer")

@@ -6,8 +6,8 @@ import pathlib
 
 import pytest
 
-from transformer_jax.data import sources, text_files
-from transformer_jax.data.sources import Document
+from transformer_jax.data.corpora import sources, text_files
+from transformer_jax.data.corpora.sources import Document
 from transformer_jax.errors import DataError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

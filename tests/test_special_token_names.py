@@ -5,10 +5,10 @@ import pathlib
 import pytest
 
 from conftest import tiny_config
-from transformer_jax.data import special_token_names, special_tokens
-from transformer_jax.data import tokenizer as tokenizer_lib
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
-from transformer_jax.data.wordpiece_tokenizer import WordPieceTokenizer
+from transformer_jax.data.tokenizers import special_token_names, special_tokens
+from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.wordpiece_tokenizer import WordPieceTokenizer
 from transformer_jax.errors import ConfigError
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"

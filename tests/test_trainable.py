@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import last_line, run_launch, tiny_config
-from experiments import clm as clm_experiment
-from experiments import task as task_lib
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.run import train as train_lib
 from transformer_jax.errors import CheckpointMismatchError, ConfigError
-from transformer_jax.training import optimizer, parameter_paths
+from transformer_jax.training import optimizer
+from transformer_jax import parameter_paths
 
 TRAINABLE = "block_1/.*,final_norm/.*"
 
@@ -24,7 +25,7 @@ def test_frozen_parameters_stay_bit_identical_and_only_the_trainable_get_state(t
   task = _task(tmp_path / "w")
   initial = parameter_paths.flat(jax.device_get(task.trainer.initial_state().params))
   with caplog.at_level(logging.INFO):
-    result = task_lib.train(task, str(tmp_path / "w"), tokens_per_step=1)
+    result = train_lib.train(task, tokens_per_step=1)
   assert int(result.state.step) == 20
   trained = parameter_paths.flat(jax.device_get(result.state.params))
   chosen = {p for p in trained if p.startswith(("block_1/", "final_norm/"))}
@@ -67,7 +68,7 @@ def test_resuming_with_other_trainable_parameters_is_one_line(tmp_path, tiny_run
   import shutil  # pylint: disable=import-outside-toplevel
   shutil.copytree(tiny_run, workdir)
   with pytest.raises(CheckpointMismatchError, match="another optimizer state"):
-    task_lib.train(_task(workdir), str(workdir), tokens_per_step=1)
+    train_lib.train(_task(workdir), tokens_per_step=1)
   result = run_launch("--config=configs/clm.py:tiny", f"--workdir={workdir}",
                       f"--config.train.trainable={TRAINABLE}")
   assert result.returncode != 0

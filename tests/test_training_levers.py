@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from experiments import task as task_lib
-from transformer_jax import configuration
+from transformer_jax.run import train as train_lib
+from transformer_jax.run import weights
+from transformer_jax import tasks
 from transformer_jax.errors import ConfigError
 from transformer_jax.models import layer_stack
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 from transformer_jax.training.metrics_writer import read_metrics
 
 STEPS = 3
@@ -21,10 +22,10 @@ def _train(workdir, family="clm", **overrides):
                                "train.log_every_steps": 1, "train.eval_every_steps": STEPS,
                                "train.checkpoint_every_steps": STEPS,
                                "decode.max_new_tokens": 0, "eval.bleu_pairs": 0, **overrides})
-  experiment = configuration.experiment_module(cfg.experiment)
+  experiment = tasks.get(cfg.experiment)
   task = experiment.build_task(cfg, str(workdir), **({} if family == "mlm"
                                                      else {"need_data": True}))
-  result = task_lib.train(task, str(workdir), tokens_per_step=1)
+  result = train_lib.train(task, tokens_per_step=1)
   losses = [r["train_loss"] for r in read_metrics(str(workdir)) if "train_loss" in r]
   return losses, result
 
@@ -73,9 +74,9 @@ def test_checkpoints_serve_either_layer_layout(tmp_path):
   _, plain = _train(tmp_path / "w")
   cfg = tiny_config(**{"model.scan_layers": True, "train.num_steps": STEPS,
                        "decode.max_new_tokens": 0})
-  task = configuration.experiment_module("clm").build_task(cfg, str(tmp_path / "w"),
+  task = tasks.get("clm").build_task(cfg, str(tmp_path / "w"),
                                                            need_data=True)
-  restored = task_lib.restored_state(task)  # Unrolled checkpoint, scanned model.
+  restored = weights.restored_state(task)  # Unrolled checkpoint, scanned model.
   flat = parameter_paths.flat(layer_stack.unstack(restored.params))
   for path, value in parameter_paths.flat(plain.state.params).items():
     np.testing.assert_array_equal(flat[path], value)

@@ -3,21 +3,11 @@
 
 import json
 
-import pytest
-
 from conftest import TRACEBACK, copy_workdir, last_line, run_launch
 from transformer_jax.training.metrics_writer import read_metrics
 
 TINY = "--config=configs/seq2seq.py:tiny"
 SENTENCES = ["I am a student.", "Where is the station?", "Thank you."]
-
-
-@pytest.fixture(scope="module")
-def seq2seq_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("seq2seq") / "workdir"
-  result = run_launch(TINY, f"--workdir={workdir}")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
 
 
 def test_translate_writes_one_line_per_sentence_to_stdout(seq2seq_run, tmp_path):

@@ -6,10 +6,12 @@ import pytest
 
 from configs import clm
 from transformer_jax import configuration
-from transformer_jax.data import special_tokens, translation_data
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.sources import Document
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.data.tasks import translation_data
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.data.corpora.sources import Document
+from transformer_jax.run import tokenizers
 from transformer_jax.errors import DataError
 
 # Characters a0 b1 x2 y3 z4, then PAD 5, BOS 6, EOS 7, UNK 8.
@@ -202,7 +204,7 @@ def test_build_gives_deterministic_batches_of_held_out_sources(tmp_path, tokeniz
                                                                vocab_size):
   cfg = _config(_write_corpus(tmp_path / "pairs.tsv"), tokenizer=tokenizer,
                 vocab_size=vocab_size)
-  data = translation_data.build(cfg, str(tmp_path))
+  data = translation_data.build(cfg, tokenizers.existing(cfg, str(tmp_path)))
   batch = data.train_batch_at(3)
   assert {name: (values.shape, values.dtype) for name, values in batch.items()} == {
       "source": ((8, 32), np.int32), "source_segment_ids": ((8, 32), np.int32),
@@ -231,7 +233,7 @@ def test_build_gives_deterministic_batches_of_held_out_sources(tmp_path, tokeniz
 
 def test_build_packs_training_and_evaluation_rows(tmp_path):
   cfg = _config(_write_corpus(tmp_path / "pairs.tsv"), packing="documents")
-  data = translation_data.build(cfg, str(tmp_path))
+  data = translation_data.build(cfg, tokenizers.existing(cfg, str(tmp_path)))
   batch = data.train_batch_at(3)
   assert {name: (values.shape, values.dtype) for name, values in batch.items()} == {
       "source": ((8, 32), np.int32), "source_segment_ids": ((8, 32), np.int32),
@@ -261,7 +263,7 @@ def test_a_corpus_without_targets_is_a_data_error(tmp_path, corpus_format):
   cfg = _config(_write_corpus(tmp_path / "pairs.txt"), format=corpus_format)
   with pytest.raises(DataError, match=r"^seq2seq needs a parallel corpus: data.format tsv "
                      r"or aligned, not '(text|jsonl)' \(.*pairs.txt\)$"):
-    translation_data.build(cfg, str(tmp_path))
+    translation_data.build(cfg, tokenizers.existing(cfg, str(tmp_path)))
 
 
 def test_pairs_empty_after_cleaning_are_dropped(tmp_path):
@@ -287,7 +289,7 @@ def test_too_few_training_pairs_that_fit_is_a_data_error(tmp_path, packing, has)
   path.write_text("".join(f"{'word ' * 10}{i}\t{i}\n" for i in range(20)), encoding="utf-8")
   with pytest.raises(DataError, match=rf"long.tsv {has} model.max_length=32, fewer than "
                      r"train.batch_size=8$"):
-    translation_data.build(_config(path, packing=packing), str(tmp_path))
+    translation_data.build(_config(path, packing=packing), None)
 
 
 def test_a_tokenizer_without_bos_is_a_data_error(tmp_path):
@@ -298,4 +300,4 @@ def test_a_tokenizer_without_bos_is_a_data_error(tmp_path):
                 tokenizer_path=tokenizer_file)
   with pytest.raises(DataError, match=r"lm_tokenizer.json lacks the special tokens "
                      r"<bos>, <unk> that seq2seq needs$"):
-    translation_data.build(cfg, str(tmp_path))
+    translation_data.build(cfg, tokenizers.existing(cfg, str(tmp_path)))

@@ -8,8 +8,8 @@ import pytest
 
 from decoding_models import SEQ2SEQ, random_params
 from transformer_jax.config_sections import DecodeConfig
-from transformer_jax.data.char_tokenizer import CharTokenizer
-from transformer_jax.data.translation_data import TRANSLATION_SPECIAL_TOKENS
+from transformer_jax.data.tokenizers.char_tokenizer import CharTokenizer
+from transformer_jax.data.tasks.translation_data import TRANSLATION_SPECIAL_TOKENS
 from transformer_jax.decoding.translator import Translator
 from transformer_jax.models.encoder_decoder import EncoderDecoder
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import TRACEBACK, by_step, last_line, run_launch, tiny_config
-from experiments import clm as clm_experiment
-from experiments import task as task_lib
-from transformer_jax.data.bpe_tokenizer import BpeTokenizer
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.run import weights
+from transformer_jax.data.tokenizers.bpe_tokenizer import BpeTokenizer
 from transformer_jax.errors import UserError
 
 TINY = "--config=configs/clm.py:tiny"
@@ -23,7 +23,7 @@ def _source_params(tiny_run, step=None):
   """The parameters of tiny_run's latest checkpoint (or `step`'s), read as evaluation does."""
   task = clm_experiment.build_task(tiny_config(), str(tiny_run), need_data=False)
   if step is None:
-    return task_lib.restored_state(task).params
+    return weights.restored_state(task).params
   return task.trainer.checkpointer.restore_params(step, task.trainer.abstract_state.params)
 
 
@@ -36,7 +36,7 @@ def test_the_new_run_starts_from_the_source_parameters_and_its_loss(tmp_path, ti
   assert not (tmp_path / "new").exists()  # Checked, nothing written yet.
   start = task.warm_start
   assert (start.step, start.new, start.dropped) == (20, (), ())
-  state = task_lib.initial_state(task)
+  state = weights.initial_state(task)
   assert int(state.step) == 0
   leaves = jax.tree_util.tree_leaves_with_path
   source = dict(leaves(_source_params(tiny_run)))
@@ -58,7 +58,7 @@ def test_the_new_run_starts_from_the_source_parameters_and_its_loss(tmp_path, ti
 def test_dir_at_step_picks_that_checkpoint(tmp_path, tiny_run):
   task = _build(tmp_path / "new", **{"train.init_from": f"{tiny_run}@10"})
   assert task.warm_start.step == 10
-  params = task_lib.initial_state(task).params
+  params = weights.initial_state(task).params
   expected = _source_params(tiny_run, step=10)
   for got, want in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(expected)):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
@@ -90,7 +90,7 @@ def test_init_unmatched_allows_the_named_paths(tmp_path, tiny_run):
   task = _build(tmp_path / "new", **{"train.init_from": str(tiny_run), "model.num_layers": 3,
                                      "train.init_unmatched": "block_2/.*"})
   assert task.warm_start.new and all(p.startswith("block_2/") for p in task.warm_start.new)
-  params = task_lib.initial_state(task).params
+  params = weights.initial_state(task).params
   source = _source_params(tiny_run)
   np.testing.assert_array_equal(params["block_1"]["mlp"]["input"]["kernel"],
                                 source["block_1"]["mlp"]["input"]["kernel"])

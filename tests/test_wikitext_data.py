@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, tiny_config
-from experiments import clm as clm_experiment
-from transformer_jax.data import catalog, lm_data, mlm_data, special_tokens, wikitext
+from transformer_jax.tasks import clm as clm_experiment
+from transformer_jax.data.corpora import catalog, wikitext
+from transformer_jax.data.tasks import lm_data, mlm_data
+from transformer_jax.data.tokenizers import special_tokens
+from transformer_jax.run import tokenizers
 from transformer_jax.errors import ConfigError
 
 PARAGRAPH = " The cat sat on the mat . It was warm and the cat slept . \n"
@@ -71,7 +74,7 @@ def _config(data_dir, **overrides):
 
 def test_clm_trains_on_train_and_holds_out_validation_and_test(tiny_wikitext, tmp_path):
   cfg = _config(tiny_wikitext, **{"data.tokenizer": "bpe", "data.vocab_size": 300})
-  data = lm_data.build(cfg, str(tmp_path / "workdir"))
+  data = lm_data.build(cfg, tokenizers.existing(cfg, str(tmp_path / "workdir")))
   eos = data.tokenizer.token_id(special_tokens.EOS)
   for tokens, split in ((data.validation_tokens, "validation"), (data.test_tokens, "test")):
     assert tokens[0] == eos  # So every token of the text is a scored target.
@@ -86,7 +89,7 @@ def test_clm_trains_on_train_and_holds_out_validation_and_test(tiny_wikitext, tm
 
 
 def test_char_tokenizer_covers_every_split(tiny_wikitext, tmp_path):
-  data = lm_data.build(_config(tiny_wikitext), str(tmp_path / "workdir"))
+  data = lm_data.build(_config(tiny_wikitext), None)
   assert data.tokenizer.decode(data.test_tokens) == TEXTS["test"]  # No EOS to put first.
   assert data.tokenizer.decode(data.validation_tokens) == TEXTS["validation"]
 

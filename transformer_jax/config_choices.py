@@ -27,8 +27,16 @@ NORMALIZATIONS = ("none", "NFC", "NFKC")
 TOKENIZERS = ("char", "bpe", "wordpiece")
 PACKINGS = ("none", "stream", "documents")
 DECODE_STRATEGIES = ("greedy", "sample", "beam")
-# Named datasets (data.dataset), described in transformer_jax/data/catalog.py; "" reads data.path.
-DATASETS = ("wikitext-2", "uci-sentiment")
+# Named datasets (data.dataset) and their kinds (text: running text in train/validation/test
+# files; labelled: labelled sentences), described in transformer_jax/data/corpora/catalog.py;
+# "" reads data.path.
+TEXT_DATASET, LABELLED_DATASET = "text", "labelled"
+DATASET_KINDS = {"wikitext-2": TEXT_DATASET, "uci-sentiment": LABELLED_DATASET}
+DATASETS = tuple(DATASET_KINDS)
+# The experiments (config.experiment), each a module of transformer_jax/tasks/.
+EXPERIMENTS = ("clm", "mlm", "seq2seq", "classify", "sft")
+# Experiment classify: the body under the head (BERT's <cls> pooler, GPT's last token).
+CLASSIFIER_BODIES = ("encoder", "decoder")
 QUANTIZATIONS = ("none", "int8")
 # Roles of special tokens (data.special_token_names: ROLE=TOKEN), as the objectives name them.
 SPECIAL_TOKEN_ROLES = ("pad", "bos", "eos", "unk", "mask", "cls", "sep")

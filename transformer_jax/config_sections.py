@@ -78,7 +78,7 @@ class DataConfig:
   mask_token_probability: float = 0.8  # ...of which become <mask>,
   random_token_probability: float = 0.1  # ...a random token; the rest stay unchanged.
   next_sentence_probability: float = 0.5  # Segment B really follows A (else a random one).
-  # A dataset of the catalog (data/catalog.py), by name: its files are found in data_dir
+  # A dataset of the catalog (data/corpora/catalog.py), by name: its files are found in data_dir
   # (downloaded there, checksums verified, when missing) and replace data.path and
   # data.format; its own splits replace the hash or tail split. "" reads data.path.
   dataset: str = ""
@@ -89,6 +89,11 @@ class DataConfig:
   # own spelling of a special token, e.g. eos=<|endoftext|>. "" = the project's names
   # (<eos>, ...), else Hugging Face's ([CLS], <|endoftext|>, ...) where the tokenizer has them.
   special_token_names: str = ""
+  # A dataset's own validation and test files (same format as data.path): when set, each
+  # replaces that split of data.path (hash or tail split), and data.path trains (less the
+  # other held-out split, when its file is not given). "" splits data.path.
+  validation_path: str = ""
+  test_path: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

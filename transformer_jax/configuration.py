@@ -9,7 +9,6 @@ the training loop only ever see the frozen dataclasses. Every problem raises a
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import re
 from typing import Any, Optional
@@ -17,6 +16,7 @@ from typing import Any, Optional
 import ml_collections
 
 from transformer_jax import config_choices as choices
+from transformer_jax import experiment_rules
 from transformer_jax.config_choices import patterns
 from transformer_jax.config_sections import (DataConfig, DecodeConfig, EvalConfig,
                                               ExperimentConfig, FinetuneConfig, MeshConfig,
@@ -24,8 +24,7 @@ from transformer_jax.config_sections import (DataConfig, DecodeConfig, EvalConfi
 from transformer_jax.errors import ConfigError
 
 
-EXPERIMENTS_PACKAGE = "experiments"  # config.experiment names a module of this package.
-_SECTIONS = {
+SECTIONS = {
     "model": ModelConfig,
     "data": DataConfig,
     "train": TrainConfig,
@@ -35,7 +34,7 @@ _SECTIONS = {
     "finetune": FinetuneConfig,
 }
 _OPTIONAL_SECTIONS = {"finetune"}  # Every field has a default; older config files lack it.
-_DERIVED_FIELDS = {("model", "vocab_size")}
+DERIVED_FIELDS = {("model", "vocab_size")}
 BPE_BYTES = 256  # A byte-level BPE vocabulary holds every byte (bpe_tokenizer.BYTES).
 INT64_LIMIT = 2**63
 SEED_LIMIT = 2**31  # Seeds feed jax.random.key(seed + 1) and numpy's generators.
@@ -76,7 +75,7 @@ def _convert(name: str, value: Any, annotation: Any) -> Any:
 
 def _section(name: str, cls: type, values: ml_collections.ConfigDict) -> Any:
   fields = {f.name: f for f in dataclasses.fields(cls)
-            if (name, f.name) not in _DERIVED_FIELDS}
+            if (name, f.name) not in DERIVED_FIELDS}
   given = dict(values.items())
   for key in given:
     if key not in fields:
@@ -171,22 +170,28 @@ def _check_train(t: TrainConfig) -> None:
   _require(0 <= t.seed < SEED_LIMIT, "train.seed", f"must be in [0, {SEED_LIMIT})")
 
 
-def _check_data(d: DataConfig, max_length: int) -> None:
+def _check_data(d: DataConfig, max_length: int, init_from: str) -> None:
+  """init_from: train.init_from, whose weights bring their own tokenizer."""
   _check_choices(d, "data", (("format", choices.DATA_FORMATS),
                              ("tokenizer", choices.TOKENIZERS), ("packing", choices.PACKINGS),
                              ("unicode_normalization", choices.NORMALIZATIONS),
                              ("invalid_utf8", choices.INVALID_UTF8_POLICIES)))
-  _require(bool(d.path) or d.format == "python_stdlib" or bool(d.dataset), "data.path",
-           "must name a file")
   _require(d.dataset in ("",) + choices.DATASETS, "data.dataset",
            f"must be '' (read data.path) or one of {choices.DATASETS}, got {d.dataset!r}")
   _require(d.format != "aligned" or bool(d.target_path), "data.target_path",
            "must name the target file of an aligned corpus")
-  _require(d.tokenizer == "char" or d.vocab_size > 0 or bool(d.tokenizer_path),
+  for field in ("validation_path", "test_path"):
+    if getattr(d, field):
+      _require(not d.dataset, f"data.{field}", f"a named dataset ({d.dataset}) brings its own "
+               "splits; set it to ''")
+      _require(d.format not in ("aligned", "python_stdlib"), f"data.{field}",
+               f"is for data.format text, jsonl or tsv, not {d.format!r}")
+  brought = bool(d.tokenizer_path) or bool(init_from)  # An existing tokenizer, not trained.
+  _require(d.tokenizer == "char" or d.vocab_size > 0 or brought,
            "data.vocab_size", f"must be positive to train a {d.tokenizer} tokenizer")
   _require(d.vocab_size >= 0, "data.vocab_size", "must be >= 0")
-  # The exact minimum adds the experiment's special tokens (data/tokenizer.py: make).
-  _require(d.tokenizer != "bpe" or bool(d.tokenizer_path) or d.vocab_size > BPE_BYTES,
+  # The exact minimum adds the experiment's special tokens (data/tokenizers/tokenizer.py: make).
+  _require(d.tokenizer != "bpe" or brought or d.vocab_size > BPE_BYTES,
            "data.vocab_size", f"{d.vocab_size} is too small: a bpe vocabulary holds the "
            f"{BPE_BYTES} bytes plus the experiment's special tokens")
   try:
@@ -206,14 +211,7 @@ def _check_data(d: DataConfig, max_length: int) -> None:
            "data.mask_token_probability + data.random_token_probability must be <= 1")
 
 
-def _check_rest(cfg: ExperimentConfig) -> None:
-  e, s = cfg.eval, cfg.decode
-  _check_data(cfg.data, cfg.model.max_length)
-  _require(0 <= e.stride <= cfg.model.max_length, "eval.stride",
-           f"must be in [0, model.max_length={cfg.model.max_length}]")
-  _require(e.num_batches > 0, "eval.num_batches", "must be positive")
-  _require(e.batch_size > 0, "eval.batch_size", "must be positive")
-  _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
+def _check_decode(s: DecodeConfig) -> None:
   _check_choices(s, "decode", (("strategy", choices.DECODE_STRATEGIES),))
   _require(s.max_new_tokens >= 0, "decode.max_new_tokens", "must be >= 0")
   _report(choices.sampling_problem(s.temperature, s.top_k, s.top_p))
@@ -222,6 +220,17 @@ def _check_rest(cfg: ExperimentConfig) -> None:
            f"must be >= 0, got {s.length_penalty}")
   _require(bool(s.prompt), "decode.prompt", "must not be empty")
   _require(0 <= s.seed < SEED_LIMIT, "decode.seed", f"must be in [0, {SEED_LIMIT})")
+
+
+def _check_rest(cfg: ExperimentConfig) -> None:
+  e, s = cfg.eval, cfg.decode
+  _check_data(cfg.data, cfg.model.max_length, cfg.train.init_from)
+  _require(0 <= e.stride <= cfg.model.max_length, "eval.stride",
+           f"must be in [0, model.max_length={cfg.model.max_length}]")
+  _require(e.num_batches > 0, "eval.num_batches", "must be positive")
+  _require(e.batch_size > 0, "eval.batch_size", "must be positive")
+  _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
+  _check_decode(s)
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   sizes = {f"mesh.{axis}_axis_size": getattr(cfg.mesh, f"{axis}_axis_size")
            for axis in ("data", "fsdp", "tensor")}
@@ -247,39 +256,20 @@ def _check_finetune(f: FinetuneConfig, t: TrainConfig, m: ModelConfig) -> None:
   _check_patterns("finetune.lora_targets", f.lora_targets)
 
 
-def experiment_module(name: str):
-  """The module `experiments.<name>` that config.experiment names; ConfigError if none.
-
-  It provides `run(cfg, workdir, mode, inputs)` and `validate(cfg)`, which checks
-  the fields only that experiment reads or restricts (so adding an experiment
-  touches no generic module).
-  """
-  if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
-    raise ConfigError("experiment", f"must name a module of {EXPERIMENTS_PACKAGE}/, "
-                      f"got {name!r}")
-  module_name = f"{EXPERIMENTS_PACKAGE}.{name}"
-  try:
-    return importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name != module_name:
-      raise
-    raise ConfigError("experiment", f"no experiment {name!r} "
-                      f"({EXPERIMENTS_PACKAGE}/{name}.py does not exist)") from None
-
-
 def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
   """Validates a ConfigDict once and freezes it. Raises ConfigError.
 
-  The generic checks run first, then the experiment's own `validate`.
+  The generic checks run first, then the experiment's own rules (`experiment_rules`).
   """
   given = dict(config.items())
-  known = set(_SECTIONS) | {"experiment"}
+  known = set(SECTIONS) | {"experiment"}
   for key in given:
     if key not in known:
       raise ConfigError(key, "unknown section")
-  experiment = experiment_module(given.get("experiment"))
+  _require(given.get("experiment") in choices.EXPERIMENTS, "experiment",
+           f"must be one of {choices.EXPERIMENTS}, got {_show(given.get('experiment'))}")
   sections = {}
-  for name, cls in _SECTIONS.items():
+  for name, cls in SECTIONS.items():
     if name not in given and name in _OPTIONAL_SECTIONS:
       sections[name] = cls()
       continue
@@ -291,7 +281,22 @@ def validate(config: ml_collections.ConfigDict) -> ExperimentConfig:
   _check_train(cfg.train)
   _check_rest(cfg)
   _check_finetune(cfg.finetune, cfg.train, cfg.model)
-  experiment.validate(cfg)
+  experiment_rules.check(cfg)
+  return cfg
+
+
+def replace_decode(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
+  """A validated config with decode.* fields replaced ({'temperature': 0.7}), each checked
+  as `validate` checks it (for decoding settings given in Python, e.g. `generate`)."""
+  fields = {f.name: f for f in dataclasses.fields(DecodeConfig)}
+  converted = {}
+  for name, value in values.items():
+    if name not in fields:
+      raise ConfigError(f"decode.{name}", "unknown field")
+    converted[name] = _convert(f"decode.{name}", value, fields[name].type)
+  cfg = dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, **converted))
+  _check_decode(cfg.decode)
+  experiment_rules.check(cfg)
   return cfg
 
 

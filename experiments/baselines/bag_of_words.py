@@ -117,7 +117,7 @@ def main(argv=None) -> None:
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
       __file__)))))
   # pylint: disable=import-outside-toplevel
-  from transformer_jax.data import labelled
+  from transformer_jax.data.corpora import labelled
   from transformer_jax.errors import UserError
   try:
     splits = labelled.uci_sentiment_splits(args.data_dir)

@@ -37,7 +37,7 @@ def _compiled(overrides: dict):
   import numpy as np  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
   from configs import clm  # pylint: disable=import-outside-toplevel
-  from experiments import clm as clm_experiment  # pylint: disable=import-outside-toplevel
+  from transformer_jax.tasks import clm as clm_experiment  # pylint: disable=import-outside-toplevel
   from transformer_jax import configuration  # pylint: disable=import-outside-toplevel
   from transformer_jax.training import partitioning, steps  # pylint: disable=import-outside-toplevel
 

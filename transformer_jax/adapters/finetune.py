@@ -22,7 +22,7 @@ import numpy as np
 from transformer_jax.adapters import adapted, lora
 from transformer_jax.config_sections import FinetuneConfig, TrainConfig
 from transformer_jax.errors import ConfigError
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 # The parameter paths each adapter method adds (and trains).
 ADAPTER_PATTERNS = {"lora": (f"{lora.NAME}/.*",),

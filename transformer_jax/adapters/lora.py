@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.models.projection import Projection
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 NAME = "lora"
 

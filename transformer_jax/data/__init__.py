@@ -1,1 +1,1 @@
-"""Corpora, tokenizers and batches."""
+"""Corpora, tokenizers, batches and each task's data (see the sub-packages)."""

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.config_sections import DecodeConfig
-from transformer_jax.data import special_tokens
+from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.decoding import kv_decoding, model_steps, samplers
 from transformer_jax.decoding.beam_search import BeamOptions
 
@@ -31,8 +31,12 @@ class Completer:
   """complete(params, prompts) -> one completion (text) per prompt."""
 
   def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int,
-               context: Callable[[], ContextManager] = contextlib.nullcontext):
+               context: Callable[[], ContextManager] = contextlib.nullcontext,
+               prepare: Callable[[Any], Any] = lambda params: params):
+    """context: entered around each compiled call (a mesh and its axis rules);
+    prepare(params): the parameters `model` decodes with (e.g. unstacked layers)."""
     self.tokenizer, self.decode, self.batch_size, self.context = tokenizer, decode, batch_size, context
+    self.prepare = prepare
     self.eos = tokenizer.token_id(special_tokens.EOS)
     self.pad = tokenizer.token_id(special_tokens.PAD)
     length = model.config.max_length
@@ -64,6 +68,7 @@ class Completer:
     return ids
 
   def complete(self, params: Any, prompts: Sequence[str]) -> list[str]:
+    params = self.prepare(params)
     ids = [self._prompt_ids(prompt) for prompt in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     key = jax.random.key(self.decode.seed)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.config_sections import DecodeConfig
-from transformer_jax.data import special_tokens
+from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.decoding import model_steps, samplers
 from transformer_jax.decoding.beam_search import BeamOptions
 

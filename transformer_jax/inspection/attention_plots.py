@@ -141,3 +141,18 @@ def write_maps(directory: str, name: str, weights: np.ndarray, query_labels: Seq
                 f"{title}, layer {layer}\n{axes_note}", path, families)
     paths.append(path)
   return paths
+
+
+def write_self_attention(directory: str, model, params, tokenizer,
+                         ids: Sequence[int]) -> list[str]:
+  """Runs `model` over one row of `ids` with its attention weights returned and writes them
+  as <directory>/self_attention.npy [L, H, T, T] and one PNG per layer (clm, mlm)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  out = jax.jit(lambda params, tokens: model.apply(
+      {"params": params}, tokens, deterministic=True, return_attention_weights=True))(
+          params, np.asarray([ids], np.int32))
+  labels = token_labels(tokenizer, ids)
+  paths = write_maps(directory, "self_attention", np.asarray(out.attention_weights)[:, 0],
+                     labels, labels, "self-attention")
+  logging.info("wrote %d attention maps and self_attention.npy to %s", len(paths), directory)
+  return paths

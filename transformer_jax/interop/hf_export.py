@@ -22,11 +22,11 @@ from absl import logging
 from safetensors.numpy import save_file
 
 from transformer_jax.config_sections import ExperimentConfig
-from transformer_jax.data import special_token_names
-from transformer_jax.data import tokenizer as tokenizer_lib
+from transformer_jax.data.tokenizers import special_token_names
+from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
 from transformer_jax.interop import hf_bert, hf_folder, hf_gpt2
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 FAMILY_OF_EXPERIMENT = {hf_gpt2.EXPERIMENT: hf_gpt2, hf_bert.EXPERIMENT: hf_bert}
 

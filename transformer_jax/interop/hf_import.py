@@ -24,7 +24,7 @@ from transformer_jax.config_sections import ModelConfig
 from transformer_jax.errors import CheckpointError
 from transformer_jax.interop.hf_folder import HfFolder
 from transformer_jax.interop.hf_tables import Rule
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 MAX_LINES = 20
 

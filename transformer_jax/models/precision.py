@@ -12,7 +12,7 @@ whose precision decides the result stays float32 (`ACCUMULATION`):
   - rotary and sinusoidal angles (bfloat16 angles lose whole turns at long positions);
   - logits, the loss and every metric (the models return float32 logits).
 float16 needs loss scaling to train, which this codebase does not do: it is refused
-for training (`experiments.task.train`) and allowed for evaluation and decoding.
+for training (`transformer_jax/run/train.py`) and allowed for evaluation and decoding.
 """
 
 import jax.numpy as jnp

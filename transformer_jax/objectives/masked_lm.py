@@ -1,6 +1,6 @@
 """BERT pretraining: masked language modelling plus next-sentence prediction.
 
-Batch (see `transformer_jax.data.sentence_pairs`): 'inputs' [B, T] (corrupted),
+Batch (see `transformer_jax.data.batches.sentence_pairs`): 'inputs' [B, T] (corrupted),
 'targets' [B, T] (original tokens), 'weights' [B, T] (1 where a token must be
 predicted), 'token_types' [B, T], 'segment_ids' [B, T] (0 = padding), 'is_next' [B].
 The loss is the sum of the two means, as in BERT.

@@ -1,6 +1,6 @@
 """Sequence-to-sequence: predict target token t from the source and target tokens < t.
 
-Batch (see `transformer_jax.data.translation_data`): 'source' [B, S],
+Batch (see `transformer_jax.data.tasks.translation_data`): 'source' [B, S],
 'source_segment_ids' [B, S], 'inputs' [B, T] (<bos> + target), 'targets' [B, T]
 (target + <eos>), 'weights' [B, T], 'segment_ids' [B, T]; 0 segment ids are padding.
 Packed rows (data.packing=documents) also carry 'source_positions' [B, S] and

@@ -31,7 +31,7 @@ import numpy as np
 
 from transformer_jax.models.embedding import Embedding
 from transformer_jax.quantization import int8_kernel
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 SCALE_SUFFIX = "_scale"
 LEVELS = 127  # Symmetric: -127 .. 127 (-128 unused, so negation is exact).

@@ -34,7 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from transformer_jax.errors import CheckpointMismatchError, CheckpointWriteError
 from transformer_jax.models import layer_stack
-from transformer_jax.training import parameter_paths
+from transformer_jax import parameter_paths
 
 DIRECTORY = "checkpoints"
 UNREADABLE_DIRECTORY = "checkpoints_unreadable"

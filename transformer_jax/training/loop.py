@@ -24,7 +24,8 @@ from jax.sharding import Mesh
 
 from transformer_jax import config_choices
 from transformer_jax.config_sections import TrainConfig
-from transformer_jax.training import nonfinite, parameter_paths, partitioning, steps, train_state
+from transformer_jax.training import nonfinite, partitioning, steps, train_state
+from transformer_jax import parameter_paths
 from transformer_jax.training.checkpointing import Checkpointer
 from transformer_jax.training.metrics_writer import MetricsWriter
 from transformer_jax.training.optimizer import learning_rate_schedule, make_optimizer
@@ -86,6 +87,14 @@ class _StopRequest:
       signal.signal(sig, handler)
 
 
+def _merged(params, warm_params: Optional[dict]):
+  """`params` with the leaves at `warm_params`' paths taken from it."""
+  if warm_params is None:
+    return params
+  kept = parameter_paths.split(params, frozenset(parameter_paths.flat(warm_params)))[1]
+  return parameter_paths.merge(kept, warm_params)
+
+
 def abstract_params(init_params: Callable):
   """The parameter tree's shapes and dtypes (unboxed), traced, never computed."""
   return nn.unbox(jax.eval_shape(init_params, jax.random.key(0)))
@@ -102,10 +111,12 @@ class Trainer:
   def __init__(self, *, objective, init_params: Callable, config: TrainConfig, mesh: Mesh,
                workdir: str, checkpoint_metadata: dict[str, Any],
                axis_rules=partitioning.LOGICAL_AXIS_RULES,
-               frozen_params: Optional[Callable[[], Any]] = None):
-    """frozen_params: when given, checkpoints hold only the trainable parameters (with the
-    optimizer state), and a restore takes the frozen rest from frozen_params() (an
-    adapter's base, loaded from its own checkpoint)."""
+               frozen_params: Optional[Any] = None):
+    """checkpoint_metadata: what every checkpoint records (the tokenizer's fingerprint, the
+    model config, an adapter's base fingerprint), compared on restore.
+    frozen_params: when given (an adapter's base, already loaded), checkpoints hold only
+    the trainable parameters (with the optimizer state), and a restore takes the frozen
+    rest from it."""
     self.objective = objective
     self.frozen_params = frozen_params
     self.config = config
@@ -141,7 +152,7 @@ class Trainer:
       return None
     state, _ = restored
     if self.frozen_params is not None:
-      state = state.replace(params=parameter_paths.merge(state.params, self.frozen_params()))
+      state = state.replace(params=parameter_paths.merge(state.params, self.frozen_params))
     logging.info("%s %s at step %d", "resumed from" if not params_only else "restored",
                  self.checkpointer.directory, int(state.step))
     return state
@@ -151,11 +162,14 @@ class Trainer:
     (a warm start; the optimizer state is fresh either way)."""
     state = train_state.init_state(self._init_params, self.optimizer, self.mesh,
                                    self.config.seed, self.trainable, self.shardings)
-    if warm_params is not None:
-      state = state.replace(params=parameter_paths.merge(
-          parameter_paths.split(state.params, frozenset(parameter_paths.flat(warm_params)))[1],
-          warm_params))
-    return state
+    return state.replace(params=_merged(state.params, warm_params))
+
+  def initial_params(self, warm_params: Optional[dict] = None):
+    """The parameters of `initial_state`, without an optimizer state (for the modes that
+    do not train)."""
+    init = jax.jit(lambda key: nn.unbox(self._init_params(key)),
+                   out_shardings=self.shardings.params)
+    return _merged(init(jax.random.key(self.config.seed)), warm_params)
 
   def log_trainable(self) -> None:
     """'trainable parameters: N of M (p%)', at the start of every run."""

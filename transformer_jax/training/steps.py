@@ -16,7 +16,8 @@ import optax
 from jax.sharding import Mesh
 
 from transformer_jax.objectives import objective as objective_lib
-from transformer_jax.training import nonfinite, parameter_paths, partitioning
+from transformer_jax.training import nonfinite, partitioning
+from transformer_jax import parameter_paths
 from transformer_jax.training.train_state import TrainState
 
 

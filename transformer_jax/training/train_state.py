@@ -12,7 +12,8 @@ import jax
 import optax
 from jax.sharding import Mesh
 
-from transformer_jax.training import parameter_paths, partitioning
+from transformer_jax import parameter_paths
+from transformer_jax.training import partitioning
 
 
 @flax.struct.dataclass
@@ -48,6 +49,19 @@ def state_shardings(init_params: Callable, optimizer, mesh: Mesh, trainable: fro
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
       nn.unbox(boxed), shardings)
   return abstract, shardings
+
+
+def sharded_abstract_params(init_params: Callable, mesh: Mesh, rules):
+  """The parameters' shapes and dtypes with their shardings attached (nothing computed):
+  what a warm start reads into, before any train state exists. A parameter that does not
+  split evenly is a ConfigError naming the axis, as in `state_shardings`."""
+  boxed = jax.eval_shape(init_params, jax.random.key(0))
+  shardings = partitioning.logical_shardings(boxed, mesh, rules)
+  partitioning.check_divisible(parameter_paths.flat(nn.unbox(boxed)),
+                               parameter_paths.flat(shardings))
+  return jax.tree_util.tree_map(
+      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), nn.unbox(boxed),
+      shardings)
 
 
 def init_state(init_params: Callable, optimizer, mesh: Mesh, seed: int,

@@ -1,0 +1,73 @@
+"""--mode=export: a model out of its workdir, into a new or empty directory (--output).
+
+`export` writes a pretrained clm or mlm model as a Hugging Face folder (--format=hf) or
+any model in the project's own format (--format=native, the default; int8 with
+model.quantize=int8). `export_workdir` writes a fine-tuned run (classify, sft) as a
+standalone workdir that needs no base: the adapter merged or folded
+(adapters/export.py), the tokenizer, config.json and one checkpoint (parameters only:
+for evaluation, prediction and decoding, not for resuming). Either reads the mode's
+parameters (`weights.inference_state`: the workdir's, else train.init_from's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from absl import logging
+
+from transformer_jax.adapters import export as adapter_export
+from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
+from transformer_jax.errors import ConfigError, UserError
+from transformer_jax.interop import hf_export, native_export
+from transformer_jax.run import weights, workdir_files
+from transformer_jax.run.modes import ModeInputs, new_output_directory
+from transformer_jax.run.task import Task
+from transformer_jax.training import checkpointing
+from transformer_jax.training.train_state import TrainState
+
+
+def export(task: Task, inputs: ModeInputs) -> str:
+  """The mode's parameters as a Hugging Face or native folder. Returns the directory."""
+  directory = new_output_directory(inputs)
+  form = inputs.format or "native"
+  if form == "hf" and task.cfg.model.quantize != "none":
+    raise ConfigError("model.quantize", "--format=hf writes float32 weights; int8 exports "
+                      "are --format=native")
+  if form == "hf":
+    hf_export.check_exportable(task.cfg)  # Before the checkpoint is read (clm, mlm only).
+  params, step = weights.inference_state(task)
+  if form == "hf":
+    hf_export.write(directory, task.cfg, task.tokenizer, params)
+  else:
+    native_export.write(directory, task.cfg, task.tokenizer, params)
+  logging.info("exported step %d to %s (--format=%s)", step, directory, form)
+  return directory
+
+
+def export_workdir(task: Task, inputs: ModeInputs,
+                   write_extra: Optional[Callable[[str], None]] = None) -> str:
+  """A fine-tuned run as a standalone workdir (see the module docstring).
+  write_extra(directory): the experiment's own files."""
+  if inputs.format is not None:
+    raise UserError(f"--format={inputs.format} exports a pretrained clm, mlm or seq2seq "
+                    f"model; experiment {task.cfg.experiment} exports a workdir (no --format)")
+  directory = new_output_directory(inputs)
+  state = weights.restored_state(task)
+  params, tuned = adapter_export.standalone(state.params, task.model, task.cfg.finetune)
+  cfg = dataclasses.replace(task.cfg, finetune=tuned,
+                            train=dataclasses.replace(task.cfg.train, init_from=""))
+  os.makedirs(directory)
+  workdir_files.write(directory, cfg, task.tokenizer)
+  if write_extra is not None:
+    write_extra(directory)
+  checkpointer = checkpointing.Checkpointer(directory, keep=1)
+  checkpointer.save(int(state.step), TrainState(step=state.step, params=params, opt_state={}),
+                    {"model": dataclasses.asdict(cfg.model),
+                     "tokenizer": tokenizer_lib.fingerprint(task.tokenizer)})
+  checkpointer.close()
+  logging.info("exported step %d to %s: evaluate it with --workdir=%s "
+               "--config.train.init_from= --config.finetune.method=%s", int(state.step),
+               directory, directory, tuned.method)
+  return directory
