@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from transformer_jax import configuration, tasks
 from transformer_jax.errors import UserError
-from transformer_jax.run import source_config
+from transformer_jax.run import compilation_cache, source_config
 from transformer_jax.run.modes import ModeInputs
 from transformer_jax.training import checkpointing, distributed, partitioning
 
@@ -154,6 +154,7 @@ def main(argv):
     # hf:DIR weights fix the model's shape: fields the command line leaves are the folder's.
     source_config.adopt(_CONFIG.value, explicit_config_fields(sys.argv))
     cfg = configuration.validate(_CONFIG.value)
+    compilation_cache.enable()  # Before anything compiles: see run/compilation_cache.py.
     workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize()
                                                 .split("=", 1)[1])
     partitioning.configure_cpu_devices(cfg.mesh)

@@ -11,11 +11,24 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import NamedTuple
 
-import pytest
+# One compilation cache for every process of a test session (this one, its xdist workers
+# and every launch.py they start), set before JAX is imported: the second process that
+# compiles the tiny GPT finds it compiled. Programs of any compile time are kept (JAX's
+# default keeps those of 1 s or more); the folder goes when the session ends.
+_CACHE_VARIABLE = "TRANSFORMER_JAX_TEST_COMPILATION_CACHE"
+_OWN_CACHE = _CACHE_VARIABLE not in os.environ
+if _OWN_CACHE:
+  os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="transformer_jax_test_cache_")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_CACHE_VARIABLE]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ.pop("TRANSFORMER_JAX_COMPILATION_CACHE", None)  # A developer's "off" stays outside.
 
-from transformer_jax.training.metrics_writer import read_metrics
+import pytest  # pylint: disable=wrong-import-position
+
+from transformer_jax.training.metrics_writer import read_metrics  # pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SIGNAL_AT_STEP = pathlib.Path(__file__).resolve().parent / "signal_at_step.py"
@@ -33,6 +46,12 @@ REFERENCE_FLAGS = ("--config=configs/clm.py:tiny", "--config.train.num_steps=40"
                    "--config.decode.max_new_tokens=0")
 
 
+def pytest_unconfigure(config):
+  """The session's compilation cache goes with it (once, by the process that made it)."""
+  if _OWN_CACHE and not hasattr(config, "workerinput"):
+    shutil.rmtree(os.environ[_CACHE_VARIABLE], ignore_errors=True)
+
+
 class Run(NamedTuple):
   returncode: int
   stdout: str
@@ -41,15 +60,22 @@ class Run(NamedTuple):
 
 def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
                signal_at_step: tuple[str, int] | None = None,
-               during_training: tuple[int, str, str] | None = None) -> Run:
+               during_training: tuple[int, str, str] | None = None,
+               env: dict[str, str] | None = None) -> Run:
   """`python launch.py FLAGS` from the repository root on `devices` emulated CPU devices.
 
   signal_at_step=('SIGTERM', 13): the process signals itself when the training
   loop asks for the batch of step 13 (see signal_at_step.py).
   during_training=(25, commands_json, results_json): at the batch of step 25, the
   launch.py commands listed in commands_json run beside it (see during_training.py).
+  env: variables set (or, with None values, removed) for this run.
   """
-  env = dict(os.environ)
+  overrides, env = env or {}, dict(os.environ)
+  for name, value in overrides.items():
+    if value is None:
+      env.pop(name, None)
+    else:
+      env[name] = value
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   env["JAX_PLATFORMS"] = "cpu"
   command = [sys.executable, str(REPO / "launch.py")]

@@ -24,6 +24,7 @@ def _mesh_shapes(workdir) -> set[tuple[int, ...]]:
   return {tuple(json.loads(entry)["shape"]) for entry in entries.values()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", [2, 4])
 def test_devices_match_one_device(tmp_path, reference_run, devices):
   workdir = tmp_path / "workdir"
@@ -53,6 +54,7 @@ def test_batch_size_not_divisible_by_devices_is_one_line(tmp_path):
   assert not (tmp_path / "workdir" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_flat_gradient_all_reduce_gives_the_one_device_losses(tmp_path, tiny_run):
   """Per-device gradients summed in one flat buffer (shard_map), micro-batched too."""
   workdir = tmp_path / "workdir"

@@ -13,9 +13,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import REFERENCE_FLAGS, REPO, by_step, last_line
 from transformer_jax.training.metrics_writer import read_metrics
+
+pytestmark = pytest.mark.slow  # Several devices or processes: see setup.cfg's markers.
 
 TIMEOUT_SECONDS = 240
 DEATH_BOUND_SECONDS = 30  # A survivor must be gone this long after its peer died.

@@ -44,6 +44,7 @@ def test_notebook_is_stored_without_outputs(path):
   assert "setup_tpu" not in path.read_text()  # Obsolete on today's TPU runtimes.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_on_cpu_with_tiny_settings(path, tmp_path):
   notebook = execute(with_parameters(path, tmp_path / "runs"))
@@ -56,6 +57,7 @@ def test_notebook_runs_on_cpu_with_tiny_settings(path, tmp_path):
   assert len(images) >= 2  # The cross-attention map and the training curves.
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_the_run(tmp_path):
   notebook = nbformat.v4.new_notebook(cells=[
       nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('cell')")])

@@ -32,6 +32,7 @@ def _flags(corpus, workdir):
       "--config.data.chunk_overlap=4")
 
 
+@pytest.mark.slow
 def test_packed_bpe_run_resumes_exactly(tmp_path, corpus):
   uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
   assert run_launch(*_flags(corpus, uninterrupted)).returncode == 0

@@ -13,6 +13,8 @@ import pytest
 from conftest import REFERENCE_FLAGS, TRACEBACK, by_step, run_launch
 from transformer_jax.training.metrics_writer import read_metrics
 
+pytestmark = pytest.mark.slow  # Long resume runs: see setup.cfg's markers.
+
 
 def _assert_same_metrics(resumed, uninterrupted):
   for key in ("train_loss", "learning_rate", "eval_loss", "eval_token_accuracy"):

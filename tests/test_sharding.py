@@ -16,6 +16,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # Several devices or processes: see setup.cfg's markers.
+
 TIMEOUT_SECONDS = 400
 FAMILIES = ("clm", "mlm", "seq2seq")
 # Every layout for the decoder; the other families share its blocks and get FSDP x TP.

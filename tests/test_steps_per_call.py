@@ -2,6 +2,7 @@
 changes speed: the same batches, dropout keys and updates, step by step."""
 
 import numpy as np
+import pytest
 
 from conftest import REFERENCE_FLAGS, by_step, run_launch
 
@@ -25,6 +26,7 @@ def test_grouped_steps_match_one_step_per_call(tmp_path, reference_run):
                                [expected[s] for s in sorted(expected)], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_grouped_steps_resume_exactly(tmp_path):
   uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
   assert run_launch(*GROUPED, f"--workdir={uninterrupted}").returncode == 0

@@ -82,6 +82,7 @@ def test_a_lock_that_cannot_be_judged_is_never_taken_over(tmp_path, holder, mess
   assert path.read_text() == text  # Untouched.
 
 
+@pytest.mark.slow
 def test_a_second_training_run_is_refused_and_eval_still_works(tmp_path, reference_run):
   """At step 25 of a run, a second training run on its workdir, then an evaluation."""
   workdir = tmp_path / "workdir"

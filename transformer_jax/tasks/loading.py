@@ -26,7 +26,7 @@ from transformer_jax.config_choices import HF_PREFIX
 from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.errors import CheckpointError, UserError
 from transformer_jax.interop import hf_folder, native_export
-from transformer_jax.run import source_config, weights, workdir_files
+from transformer_jax.run import compilation_cache, source_config, weights, workdir_files
 from transformer_jax.tasks.loaded_model import LoadedModel
 from transformer_jax.training import checkpointing, partitioning
 
@@ -96,6 +96,7 @@ def load(path: str, **overrides) -> LoadedModel:
   overrides = {name.replace("__", "."): value for name, value in overrides.items()}
   config, workdir = resolve(str(path), overrides)
   cfg = configuration.validate(config)
+  compilation_cache.enable()
   _configure_devices(cfg)
   try:
     task = tasks.get(cfg.experiment).build_task(cfg, workdir, need_data=False)
