@@ -48,7 +48,7 @@ def lm(tiny_run):
 def test_the_parts_are_there(lm, tiny_run):
   assert lm.experiment == "clm" and lm.step == 20
   assert lm.config.model.vocab_size == lm.tokenizer.vocab_size == 65
-  assert lm.params["block_0"]["attention"]["query"]["kernel"].shape == (32, 32)
+  assert lm.params["block_0"]["attention"]["query"]["kernel"].shape == (32, 2, 16)  # D, H, K
   assert "clm, step 20" in repr(lm)
   assert tj.load(f"{tiny_run}@10").step == 10
 

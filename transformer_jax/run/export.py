@@ -56,8 +56,10 @@ def export_workdir(task: Task, inputs: ModeInputs,
   directory = new_output_directory(inputs)
   state = weights.restored_state(task)
   params, tuned = adapter_export.standalone(state.params, task.model, task.cfg.finetune)
-  cfg = dataclasses.replace(task.cfg, finetune=tuned,
-                            train=dataclasses.replace(task.cfg.train, init_from=""))
+  # No base to read; what trains is the method's again (an adapter's run derived it).
+  trainable = task.cfg.train.trainable if task.cfg.finetune.method == "full" else ".*"
+  cfg = dataclasses.replace(task.cfg, finetune=tuned, train=dataclasses.replace(
+      task.cfg.train, init_from="", trainable=trainable))
   os.makedirs(directory)
   workdir_files.write(directory, cfg, task.tokenizer)
   if write_extra is not None:

@@ -11,6 +11,7 @@ work on weights that were never trained here.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import jax.numpy as jnp
@@ -20,15 +21,15 @@ from transformer_jax.adapters import finetune
 from transformer_jax.errors import CheckpointError, CheckpointMismatchError
 from transformer_jax.quantization import int8
 from transformer_jax.run.task import Task
-from transformer_jax.training import warm_start
+from transformer_jax.training import checkpointing, warm_start
 from transformer_jax.training.train_state import TrainState
 
 
 def restore(task: Task, params_only: bool = False):
   """The workdir's latest checkpoint, or None; a mismatch names the tokenizer file when
   one was given, and an adapter's base when that differs."""
-  if task.workdir is None:
-    return None
+  if task.workdir is None or not checkpointing.saved_steps(task.workdir):
+    return None  # Nothing to restore, and nothing made: the checkpointer creates its folder.
   try:
     return task.trainer.restore(params_only=params_only)
   except CheckpointMismatchError as e:
@@ -72,7 +73,7 @@ def restored_state(task: Task):
   if state is not None:
     return state
   if task.warm_start is None:
-    where = (f"no checkpoint in {task.trainer.checkpointer.directory}"
+    where = (f"no checkpoint in {os.path.join(task.workdir, checkpointing.DIRECTORY)}"
              if task.workdir is not None else "no weights")
     raise CheckpointError(f"{where}: train first (--mode=train), or name trained weights "
                           "with --config.train.init_from")

@@ -65,6 +65,8 @@ def resolve(path: str, overrides: dict[str, Any]) -> tuple[ml_collections.Config
                     f"folder of --mode=export (config.json and {native_export.WEIGHTS_FILE}) "
                     "nor a Hugging Face folder (config.json with a model_type)")
   config = config_overrides.config_dict(saved)
+  if config.finetune.method != "full":  # The method chooses what trains (re-derived).
+    config.train.trainable = ".*"
   workdir: Optional[str] = directory
   if step or not has_checkpoints:  # Weights alone: read as a warm start reads them.
     if step and config.finetune.method not in ("full", "head") and config.train.init_from:
