@@ -6,6 +6,8 @@ is explicit in every test. Runs that several tests need (`tiny_run`,
 first with `copy_workdir`.
 """
 
+import fcntl
+import json
 import os
 import pathlib
 import shutil
@@ -25,6 +27,11 @@ if _OWN_CACHE:
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_CACHE_VARIABLE]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ.pop("TRANSFORMER_JAX_COMPILATION_CACHE", None)  # A developer's "off" stays outside.
+# XLA's CPU backend without LLVM's optimisations: tiny test programs compile about a third
+# faster and run as fast; every process of the session (and each comparison it makes)
+# uses the same setting. Production runs keep XLA's default.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import pytest  # pylint: disable=wrong-import-position
 
@@ -76,7 +83,7 @@ def run_launch(*flags: str, devices: int = 1, timeout: float = 300,
       env.pop(name, None)
     else:
       env[name] = value
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}"
   env["JAX_PLATFORMS"] = "cpu"
   command = [sys.executable, str(REPO / "launch.py")]
   if signal_at_step is not None:
@@ -125,11 +132,33 @@ def copy_workdir(source, target) -> pathlib.Path:
   return pathlib.Path(target)
 
 
+def _once(factory, name: str, make) -> pathlib.Path:
+  """A folder `make(folder)` fills once a test session: under pytest-xdist the first worker
+  that needs it makes it (holding a lock) and the others wait and read it."""
+  root = factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # The session's folder, above each worker's own.
+  shared = root / "shared_runs"
+  shared.mkdir(exist_ok=True)
+  folder, done = shared / name, shared / f"{name}.done"
+  with open(shared / f"{name}.lock", "w", encoding="utf-8") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(folder, ignore_errors=True)  # What a failed attempt left.
+      folder.mkdir()
+      make(folder)
+      done.touch()
+  return folder
+
+
 def _finished_run(factory, name: str, flags: tuple[str, ...]) -> pathlib.Path:
-  workdir = factory.mktemp(name) / "workdir"
-  result = run_launch(*flags, f"--workdir={workdir}")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
+  """The workdir of `launch.py FLAGS`, run once a test session (see `_once`)."""
+
+  def make(folder):
+    result = run_launch(*flags, f"--workdir={folder / 'workdir'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+  return _once(factory, name, make) / "workdir"
 
 
 @pytest.fixture(scope="session")
@@ -145,9 +174,39 @@ def reference_run(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def mlm_tiny_run(tmp_path_factory) -> pathlib.Path:
+  """Workdir of configs/mlm.py:tiny (30 steps, a character vocabulary). Read-only."""
+  return _finished_run(tmp_path_factory, "mlm_tiny_run", ("--config=configs/mlm.py:tiny",))
+
+
+@pytest.fixture(scope="session")
 def seq2seq_run(tmp_path_factory) -> pathlib.Path:
   """Workdir of configs/seq2seq.py:tiny (30 steps). Read-only."""
   return _finished_run(tmp_path_factory, "seq2seq_run", ("--config=configs/seq2seq.py:tiny",))
+
+
+class Evaluated(NamedTuple):
+  workdir: pathlib.Path  # A copy of the run, with --mode=eval's record appended.
+  result: Run  # --mode=eval's.
+  final: dict  # The run's own last evaluation, before --mode=eval.
+
+
+@pytest.fixture(scope="session")
+def seq2seq_evaluated(tmp_path_factory, seq2seq_run) -> Evaluated:
+  """`--mode=eval` of a copy of seq2seq_run (its teacher-forced metrics and the test BLEU),
+  once a session for the tests that read it. Read-only."""
+
+  def make(folder):
+    workdir = copy_workdir(seq2seq_run, folder / "workdir")
+    final = [r for r in read_metrics(str(workdir)) if "eval_loss" in r][-1]
+    result = run_launch("--config=configs/seq2seq.py:tiny", f"--workdir={workdir}",
+                        "--mode=eval")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder / "result.json").write_text(json.dumps({"run": result, "final": final}))
+
+  folder = _once(tmp_path_factory, "seq2seq_evaluated", make)
+  saved = json.loads((folder / "result.json").read_text())
+  return Evaluated(folder / "workdir", Run(*saved["run"]), saved["final"])
 
 
 @pytest.fixture(scope="session")

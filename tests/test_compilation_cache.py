@@ -4,6 +4,8 @@ Runs that share a cache give the losses of a run without one, and an unreadable 
 never breaks a run: JAX warns and compiles again.
 """
 
+import pytest
+
 from conftest import by_step, run_launch
 from transformer_jax.run import compilation_cache
 
@@ -17,12 +19,13 @@ def _run(workdir, cache) -> dict[int, float]:
   result = run_launch(*FLAGS, f"--workdir={workdir}", env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   if cache is None:
-    assert "compilation cache off (TRANSFORMER_JAX_COMPILATION_CACHE=0)" in result.stderr
+    assert "compilation cache off" in result.stderr
   else:
     assert f"compilation cache: {cache} " in result.stderr  # Said once, where it is.
   return by_step(workdir, "train_loss")
 
 
+@pytest.mark.slow  # Four launch.py runs.
 def test_shared_and_corrupt_caches_give_the_uncached_losses(tmp_path):
   cache = tmp_path / "cache"
   uncached = _run(tmp_path / "none", None)

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, TRACEBACK, by_step, last_line, run_launch, tiny_config
+from conftest import (SHARED_DATA, TRACEBACK, by_step, copy_workdir, last_line, run_launch,
+                      tiny_config)
 from transformer_jax.tasks import classify
 from transformer_jax.run import weights
 from transformer_jax.run import export
@@ -37,7 +38,10 @@ def _labelled_tsv(path) -> str:
 
 
 @pytest.mark.parametrize("config", ["configs/classify.py:tiny", "configs/sft.py:tiny"])
-def test_tiny_presets_train_from_launch_with_falling_loss(tmp_path, config):
+def test_tiny_presets_train_from_launch_with_falling_loss(tmp_path, config, request):
+  if "sft" in config:  # The session's run of this very command (conftest.sft_run).
+    assert _falls(request.getfixturevalue("sft_run"))
+    return
   workdir = tmp_path / "w"
   data = [DATA]
   if "classify" in config:
@@ -56,10 +60,16 @@ def _classify(tmp_path, mlm_base, method, **overrides):
   return cfg, str(tmp_path / method)
 
 
-@pytest.mark.parametrize("method", ["lora", "prefix", "prompt"])
-def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_base, method):
+# Every adapter method; prefix and prompt (the same checks as lora's) in the slow tier.
+@pytest.mark.parametrize("method", ["lora", pytest.param("prefix", marks=pytest.mark.slow),
+                                    pytest.param("prompt", marks=pytest.mark.slow)])
+def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_base, method,
+                                                                  request):
   cfg, workdir = _classify(tmp_path, mlm_base, method)
-  classify.train(cfg, workdir)
+  if method == "lora":  # The session's run of this very config (conftest.classify_lora_run).
+    workdir = str(copy_workdir(request.getfixturevalue("classify_lora_run"), workdir))
+  else:
+    classify.train(cfg, workdir)
   task = classify.build_task(cfg, workdir)
   trained = parameter_paths.flat(jax.device_get(weights.restored_state(task).params))
   # The frozen base is bit-identical to the base's own latest checkpoint.
@@ -125,10 +135,8 @@ def test_a_prompt_longer_than_the_context_left_for_text_is_one_line(tmp_path, ml
   assert not (tmp_path / "w").exists()
 
 
-def test_predict_prints_a_label_and_its_probability_per_line(tmp_path):
-  workdir = tmp_path / "w"
-  assert run_launch("--config=configs/classify.py:tiny", f"--workdir={workdir}", DATA,
-                    "--config.train.num_steps=6").returncode == 0
+def test_predict_prints_a_label_and_its_probability_per_line(tmp_path, classify_run):
+  workdir = classify_run  # configs/classify.py:tiny on UCI sentiment, 6 steps (read-only).
   assert json.loads((workdir / "labels.json").read_text()) == ["0", "1"]
   (tmp_path / "in.txt").write_text("Great phone, I love it.\nIt broke after one day.\n")
   result = run_launch("--config=configs/classify.py:tiny", f"--workdir={workdir}", DATA,

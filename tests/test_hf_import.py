@@ -219,6 +219,7 @@ def test_the_fixture_folders_stay_small():
   assert total < 500_000
 
 
+@pytest.mark.slow  # A long end-to-end run; the import itself is tested in-process above.
 def test_from_launch_imported_gpt2_fine_tunes_and_samples(tmp_path, corpus):
   workdir = tmp_path / "run"
   flags = [f"--config.{key}={value}" for key, value in GPT2_FLAGS.items()]

@@ -15,22 +15,30 @@ import numpy as np
 import pytest
 
 import transformer_jax as tj
-from conftest import SHARED_DATA, copy_workdir, run_launch
+from conftest import SHARED_DATA, copy_workdir, run_launch, tiny_config
+from transformer_jax import tasks
 from transformer_jax.errors import UserError
 from transformer_jax.evaluation import log_likelihood
+from transformer_jax.run.modes import ModeInputs
 
 TINY = "--config=configs/clm.py:tiny"
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 GPT2, BERT = FIXTURES / "hf_gpt2_tiny", FIXTURES / "hf_bert_tiny"
 
 
+# A jit that finds no compiled function of its own traces (and then compiles, or reads
+# the persistent compilation cache): both are counted.
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/backend_compile_duration")
+
+
 def compilations(run) -> int:
-  """How many XLA compilations `run()` starts."""
+  """How many traces and XLA compilations `run()` starts."""
   count = 0
 
   def listener(event, duration, **kwargs):  # pylint: disable=unused-argument
     nonlocal count
-    count += event == "/jax/core/compile/backend_compile_duration"
+    count += event in COMPILE_EVENTS
 
   jax.monitoring.register_event_duration_secs_listener(listener)
   try:
@@ -141,15 +149,14 @@ def test_mlm_hidden_states_and_what_it_does_not_do(mlm_base):
     bert.generate(["To be"])
 
 
-def test_translate_is_what_translate_writes_and_score_is_teacher_forced(seq2seq_run, tmp_path):
+def test_translate_is_what_translate_writes_and_score_is_teacher_forced(seq2seq_run, tmp_path,
+                                                                      capsys):
   sentences = ["I am a student.", "Where is the station?"]
   (tmp_path / "in.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
-  result = run_launch("--config=configs/seq2seq.py:tiny", f"--workdir={seq2seq_run}",
-                      "--mode=translate", f"--input={tmp_path / 'in.txt'}",
-                      "--config.decode.strategy=greedy")
-  assert result.returncode == 0, result.stderr[-2000:]
+  cfg = tiny_config("seq2seq", **{"decode.strategy": "greedy"})  # --mode=translate, in-process.
+  tasks.run(cfg, str(seq2seq_run), "translate", ModeInputs(input_path=str(tmp_path / "in.txt")))
   translator = tj.load(str(seq2seq_run))
-  assert translator.translate(sentences, strategy="greedy") == result.stdout.splitlines()
+  assert translator.translate(sentences, strategy="greedy") == capsys.readouterr().out.splitlines()
   (score,) = translator.score(["I am a student."], continuations=["我是学生。"])
   tokenizer, task = translator.tokenizer, translator.task
   source = list(tokenizer.encode("I am a student.")) + [tokenizer.token_id("<eos>")]
@@ -167,31 +174,28 @@ def test_translate_is_what_translate_writes_and_score_is_teacher_forced(seq2seq_
 
 
 @pytest.mark.parametrize("run", ["classify_run", "classify_lora_run"])
-def test_classify_is_what_predict_prints(run, request, tmp_path):
+def test_classify_is_what_predict_prints(run, request, tmp_path, capsys):
   workdir = request.getfixturevalue(run)
   texts = ["A wonderful film.", "The battery died in a day."]
   (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
   base = json.loads((workdir / "config.json").read_text())["train"]["init_from"]
-  flags = ["--config.finetune.method=lora", f"--config.train.init_from={base}"] if base else []
-  result = run_launch("--config=configs/classify.py:tiny", f"--workdir={workdir}",
-                      f"--config.data.data_dir={SHARED_DATA}", *flags, "--mode=predict",
-                      f"--input={tmp_path / 'in.txt'}")
-  assert result.returncode == 0, result.stderr[-2000:]
+  overrides = {"finetune.method": "lora", "train.init_from": base} if base else {}
+  cfg = tiny_config("classify", **{"data.data_dir": str(SHARED_DATA), **overrides})
+  tasks.run(cfg, str(workdir), "predict", ModeInputs(input_path=str(tmp_path / "in.txt")))
+  printed = capsys.readouterr().out.splitlines()  # What --mode=predict prints.
   classifier = tj.load(str(workdir))
   assert classifier.labels == ("0", "1")
   predicted = classifier.classify(texts)
-  assert [f"{label}\t{probabilities[label]:.4f}" for label, probabilities in predicted] == \
-      result.stdout.splitlines()
+  assert [f"{label}\t{probabilities[label]:.4f}" for label, probabilities in predicted] == printed
   assert all(sum(p.values()) == pytest.approx(1.0, abs=1e-5) for _, p in predicted)
 
 
-def test_sft_generate_is_what_sample_prints(sft_run, tmp_path):
-  workdir = copy_workdir(sft_run, tmp_path / "w")
-  result = run_launch("--config=configs/sft.py:tiny", f"--workdir={workdir}", "--mode=sample",
-                      "--prompt=I am a student.", "--config.decode.strategy=greedy")
-  assert result.returncode == 0, result.stderr[-2000:]
+def test_sft_generate_is_what_sample_prints(sft_run, capsys):
+  cfg = tiny_config("sft", **{"decode.strategy": "greedy"})  # --mode=sample, in-process.
+  tasks.run(cfg, str(sft_run), "sample", ModeInputs(prompt="I am a student."))
+  printed = capsys.readouterr().out
   tuned = tj.load(str(sft_run))
-  assert tuned.generate(["I am a student."], strategy="greedy") == [result.stdout[:-1]]
+  assert tuned.generate(["I am a student."], strategy="greedy") == [printed[:-1]]
   (score,) = tuned.score(["I am a student."], continuations=["我是学生。"])
   assert score.tokens[-1] == tuned.tokenizer.token_id("<eos>") and score.log_prob < 0
 

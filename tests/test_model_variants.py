@@ -72,6 +72,7 @@ def test_invalid_variants_name_the_field(overrides, field):
     configuration.validate(config)
 
 
+@pytest.mark.slow  # A long end-to-end run; each variant's own tests above are in-process.
 def test_a_modern_variant_trains_from_launch(tmp_path):
   result = run_launch(
       "--config=configs/clm.py:tiny", f"--workdir={tmp_path / 'w'}",

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REFERENCE_FLAGS, REPO, by_step, last_line
+from conftest import REFERENCE_FLAGS, REPO, TEST_XLA_FLAGS, by_step, last_line
 from transformer_jax.training.metrics_writer import read_metrics
 
 pytestmark = pytest.mark.slow  # Several devices or processes: see setup.cfg's markers.
@@ -31,7 +31,8 @@ def _free_port() -> int:
 
 
 def _start(workdir, *flags, processes=2):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+  env = dict(os.environ,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count=1 {TEST_XLA_FLAGS}",
              JAX_PLATFORMS="cpu")
   address = f"127.0.0.1:{_free_port()}"
   return [subprocess.Popen(

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TEST_XLA_FLAGS
 
 pytestmark = pytest.mark.slow  # Several devices or processes: see setup.cfg's markers.
 
@@ -29,7 +29,8 @@ EIGHT = [f"{f}:2,2,2" for f in FAMILIES]  # Data x FSDP x TP.
 
 
 def _runs(tmp_path_factory, devices, specs):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+  env = dict(os.environ,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}",
              JAX_PLATFORMS="cpu")
   workdir = tmp_path_factory.mktemp(f"mesh{devices}")
   completed = subprocess.run([sys.executable, str(REPO / "tests" / "mesh_runs.py"),

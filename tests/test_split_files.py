@@ -7,10 +7,12 @@ reports test_* metrics on the official test file.
 
 import pytest
 
-from conftest import SHARED_DATA, run_launch, tiny_config
+from conftest import SHARED_DATA, tiny_config
+from transformer_jax import tasks
 from transformer_jax.data.corpora import labelled
 from transformer_jax.data.tasks import lm_data, mlm_data, translation_data
 from transformer_jax.errors import ConfigError
+from transformer_jax.run.modes import ModeInputs
 from transformer_jax.training.metrics_writer import read_metrics
 
 
@@ -67,15 +69,14 @@ def test_a_language_models_validation_and_test_text(tmp_path):
 def test_eval_reports_test_metrics_on_the_test_file(tmp_path):
   test = _lines(tmp_path / "test.tsv", ["A wonderful film.\t1", "Awful, awful food.\t0",
                                         "The battery died in a day.\t0"])
-  workdir = tmp_path / "w"
-  flags = ("--config=configs/classify.py:tiny", f"--workdir={workdir}",
-           f"--config.data.data_dir={SHARED_DATA}", "--config.train.num_steps=6",
-           "--config.data.dataset=", f"--config.data.path={SHARED_DATA}/uci_sentiment/"
-           "yelp_labelled.txt", "--config.data.format=tsv", f"--config.data.test_path={test}")
-  assert run_launch(*flags).returncode == 0
-  result = run_launch(*flags, "--mode=eval")
-  assert result.returncode == 0, result.stderr[-3000:]
-  record = read_metrics(str(workdir))[-1]
+  workdir = str(tmp_path / "w")
+  cfg = tiny_config("classify", **{
+      "data.data_dir": str(SHARED_DATA), "train.num_steps": 6, "data.dataset": "",
+      "data.path": f"{SHARED_DATA}/uci_sentiment/yelp_labelled.txt", "data.format": "tsv",
+      "data.test_path": test})
+  tasks.run(cfg, workdir, "train", ModeInputs())  # As launch.py's --mode=train and eval.
+  tasks.run(cfg, workdir, "eval", ModeInputs())
+  record = read_metrics(workdir)[-1]
   assert record["test_examples"] == 3 and 0 <= record["test_accuracy"] <= 1
 
 

@@ -48,10 +48,8 @@ def test_missing_input_file_is_one_line_error(seq2seq_run, tmp_path):
   assert last_line(result.stderr) == f"error: --input: file not found: {missing}"
 
 
-def test_eval_reports_test_bleu_and_writes_the_translations(seq2seq_run, tmp_path):
-  workdir = copy_workdir(seq2seq_run, tmp_path / "workdir")
-  result = run_launch(TINY, f"--workdir={workdir}", "--mode=eval")
-  assert result.returncode == 0, result.stderr[-3000:]
+def test_eval_reports_test_bleu_and_writes_the_translations(seq2seq_evaluated):
+  workdir, result, _ = seq2seq_evaluated  # --mode=eval of a copy of the tiny run.
   record = read_metrics(str(workdir))[-1]
   assert record["step"] == 30 and 0 <= record["eval_bleu"] <= 100
   assert "| eval_bleu " in result.stdout

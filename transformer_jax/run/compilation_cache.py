@@ -22,6 +22,7 @@ from absl import logging
 
 SWITCH = "TRANSFORMER_JAX_COMPILATION_CACHE"  # "0" (or "off", "false") turns the cache off.
 _enabled: Optional[str] = None  # The folder in use, once enabled in this process.
+_logged = False
 
 
 def default_directory() -> str:
@@ -38,7 +39,7 @@ def enable(directory: Optional[str] = None) -> Optional[str]:
   if _enabled is not None:
     return _enabled
   if os.environ.get(SWITCH, "1").strip().lower() in ("0", "off", "false", "no"):
-    logging.info("compilation cache off (%s=%s)", SWITCH, os.environ[SWITCH])
+    jax.config.update("jax_enable_compilation_cache", False)  # Also JAX's own variable's.
     return None
   directory = directory or jax.config.jax_compilation_cache_dir or default_directory()
   try:
@@ -48,5 +49,16 @@ def enable(directory: Optional[str] = None) -> Optional[str]:
     return None
   jax.config.update("jax_compilation_cache_dir", directory)
   _enabled = directory
-  logging.info("compilation cache: %s (%s=0 turns it off)", directory, SWITCH)
   return directory
+
+
+def log_location() -> None:
+  """Says once a process where the cache is (when a run starts: an error before that stays
+  the only line the user sees)."""
+  global _logged
+  if not _logged:
+    _logged = True
+    if _enabled is None:
+      logging.info("compilation cache off")
+    else:
+      logging.info("compilation cache: %s (%s=0 turns it off)", _enabled, SWITCH)

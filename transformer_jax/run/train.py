@@ -14,7 +14,7 @@ from typing import Callable, Optional
 from absl import logging
 
 from transformer_jax.errors import ConfigError
-from transformer_jax.run import weights, workdir_files
+from transformer_jax.run import compilation_cache, weights, workdir_files
 from transformer_jax.run.task import Task
 from transformer_jax.training import distributed, workdir_lock
 from transformer_jax.training.loop import MoreMetrics, TrainResult, format_metrics
@@ -62,6 +62,7 @@ def _train_locked(task: Task, tokens_per_step: int, more_metrics: Optional[MoreM
     workdir_files.write(task.workdir, task.cfg, task.tokenizer)
     if on_start is not None:
       on_start()
+  compilation_cache.log_location()
   result = task.trainer.train(state, batch_at=task.data.train_batch_at,
                               eval_batches=task.data.eval_batches,
                               tokens_per_step=tokens_per_step, more_metrics=more_metrics)
