@@ -26,7 +26,7 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output folder; default runs/<config name>[-<preset>].")
 _MODE = flags.DEFINE_enum("mode", "train",
                           ["train", "eval", "sample", "translate", "predict", "attention",
-                           "export"], "What to do.")
+                           "export", "lm_eval"], "What to do.")
 _PROMPT = flags.DEFINE_string("prompt", None, "Prompt for --mode=sample.")
 _PROMPTS_FILE = flags.DEFINE_string(
     "prompts_file", None, "--mode=sample (clm): a file of prompts, one a line, decoded together.")
@@ -35,11 +35,19 @@ _INPUT = flags.DEFINE_string(
     "stdin; --mode=attention: the text whose attention to draw.")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "--mode=translate or predict: the file for the results (default "
-    "stdout); --mode=attention and --mode=export: the directory to write.")
+    "stdout); --mode=attention and --mode=export: the directory to write; --mode=lm_eval: "
+    "the results JSON (default <workdir>/lm_eval_step<N>.json).")
 _FORMAT = flags.DEFINE_enum(
-    "format", None, ["hf", "native"], "--mode=export: hf (a Hugging Face GPT-2 or BERT "
-    "folder) or native (default: the parameter tree as safetensors, int8 with "
-    "--config.model.quantize=int8).")
+    "format", None, ["hf", "native", "peft"], "--mode=export: hf (a Hugging Face folder), "
+    "native (default: the parameter tree as safetensors, int8 with "
+    "--config.model.quantize=int8) or peft (a LoRA run's adapter as a PEFT folder).")
+_TASKS = flags.DEFINE_string(
+    "tasks", None, "--mode=lm_eval: lm-evaluation-harness task names, comma-separated.")
+_INCLUDE_PATH = flags.DEFINE_string(
+    "include_path", None, "--mode=lm_eval: a folder of task YAML files (local tasks).")
+_NUM_FEWSHOT = flags.DEFINE_integer("num_fewshot", None, "--mode=lm_eval: few-shot examples.")
+_LIMIT = flags.DEFINE_float(
+    "limit", None, "--mode=lm_eval: examples per task (a count, or a fraction below 1).")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "Multi-process: HOST:PORT where the processes meet "
     "(with --num_processes and --process_id; none of them: auto-detect a cluster).")
@@ -132,8 +140,9 @@ def parse_flags(argv):
 # Flags that only some modes read: given to another, they would be silently ignored.
 _MODE_OF_FLAG = {"prompt": ("sample",), "prompts_file": ("sample",),
                  "input": ("translate", "predict", "attention"),
-                 "output": ("translate", "predict", "attention", "export"),
-                 "format": ("export",)}
+                 "output": ("translate", "predict", "attention", "export", "lm_eval"),
+                 "format": ("export",), "tasks": ("lm_eval",), "include_path": ("lm_eval",),
+                 "num_fewshot": ("lm_eval",), "limit": ("lm_eval",)}
 
 
 def explicit_config_fields(argv) -> set[str]:
@@ -162,9 +171,12 @@ def main(argv):
                            _HEARTBEAT.value)
     if not distributed.is_main_process():
       logging.set_verbosity(logging.WARNING)  # One log: process 0's.
+    limit = _LIMIT.value
     inputs = ModeInputs(prompt=_PROMPT.value, prompts_file=_PROMPTS_FILE.value,
                         input_path=_INPUT.value, output_path=_OUTPUT.value,
-                        format=_FORMAT.value)
+                        format=_FORMAT.value, tasks=_TASKS.value,
+                        include_path=_INCLUDE_PATH.value, num_fewshot=_NUM_FEWSHOT.value,
+                        limit=int(limit) if limit is not None and limit >= 1 else limit)
     tasks.run(cfg, workdir, _MODE.value, inputs)
   except UserError as e:
     _fail(str(e))

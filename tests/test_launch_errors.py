@@ -65,7 +65,9 @@ def test_unknown_preset(tmp_path, preset):
 @pytest.mark.parametrize("flag, mode, readers", [
     ("--input=-", "train", "--mode=translate and --mode=predict and --mode=attention"),
     ("--output=out.txt", "eval",
-     "--mode=translate and --mode=predict and --mode=attention and --mode=export"),
+     "--mode=translate and --mode=predict and --mode=attention and --mode=export and "
+     "--mode=lm_eval"),
+    ("--tasks=hellaswag", "eval", "--mode=lm_eval"),
     ("--prompt=Hi", "translate", "--mode=sample"),
     ("--prompts_file=p.txt", "train", "--mode=sample"),
     ("--format=hf", "sample", "--mode=export")])

@@ -92,21 +92,29 @@ class Continuer:
 
   def prompt_batch(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """(tokens [B, P] left-padded, lengths [B], new tokens that fit model.max_length)."""
-    ids = [list(self.tokenizer.encode(prompt)) for prompt in prompts]
+    return self.ids_batch([list(self.tokenizer.encode(prompt)) for prompt in prompts])
+
+  def ids_batch(self, ids: Sequence[Sequence[int]],
+                bucket: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """`prompt_batch` of prompts given as token ids, padded to at least `bucket` slots."""
     for number, prompt_ids in enumerate(ids, start=1):
-      if not prompt_ids:
+      if not len(prompt_ids):
         raise DataError("the prompt is empty" if len(ids) == 1 else
                         f"prompt {number} is empty")
-    bucket = max(len(prompt_ids) for prompt_ids in ids)
+    bucket = max([bucket] + [len(prompt_ids) for prompt_ids in ids])
     max_new_tokens = min(self.decode.max_new_tokens, self.length + 1 - bucket)
     if max_new_tokens < 1:
       raise DataError(f"the longest prompt has {bucket} tokens: no room for a new token "
                       f"within model.max_length={self.length}")
-    tokens, lengths = kv_decoding.left_pad(ids, bucket)
+    tokens, lengths = kv_decoding.left_pad([list(p) for p in ids], bucket)
     return tokens, lengths, max_new_tokens
 
   def continue_batch(self, params: Any, prompts: Sequence[str]) -> list[str]:
-    tokens, lengths, max_new_tokens = self.prompt_batch(prompts)
+    return self.continue_ids(params, [list(self.tokenizer.encode(p)) for p in prompts])
+
+  def continue_ids(self, params: Any, ids: Sequence[Sequence[int]], bucket: int = 0) -> list[str]:
+    """`continue_batch` of prompts given as token ids (bucket: see `ids_batch`)."""
+    tokens, lengths, max_new_tokens = self.ids_batch(ids, bucket)
     run = self._cached(("batch", max_new_tokens), lambda: jax.jit(functools.partial(
         model_steps.generate, self.model, sampler=self.sampler, max_new_tokens=max_new_tokens,
         stop_tokens=self.stop_tokens)))

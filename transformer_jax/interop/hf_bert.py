@@ -36,6 +36,7 @@ MODEL_TYPE = "bert"
 EXPERIMENT = "mlm"
 PREFIX = "bert."
 ARCHITECTURE = "BertForPreTraining"
+WEIGHT_LAYOUT = "out_in"  # torch Linear stores [out, in].
 TIED = {"cls.predictions.decoder.weight": "embeddings.word_embeddings.weight",
         "cls.predictions.decoder.bias": "cls.predictions.bias"}
 BUFFERS = re.compile(r"embeddings\.position_ids")
@@ -146,3 +147,12 @@ def rules(model: ModelConfig) -> list[Rule]:
         bias(hf + "output.LayerNorm.bias", ours + "mlp_norm/bias", (d,)),
     ]
   return table
+
+
+def classification_rules(model: ModelConfig, num_labels: int) -> list[Rule]:
+  """A BertForSequenceClassification's table (experiment classify, encoder body): the
+  encoder and pooler of `rules`, and the head `classifier` [labels, D]."""
+  return [rule for rule in rules(model) if not rule.head] + [
+      transposed("classifier.weight", "classifier/kernel", (num_labels, model.model_dim),
+                 (model.model_dim, num_labels), head=True),
+      bias("classifier.bias", "classifier/bias", (num_labels,), head=True)]

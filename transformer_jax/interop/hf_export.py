@@ -1,4 +1,5 @@
-"""--mode=export --format=hf: a GPT-2 (clm) or BERT (mlm) model as a Hugging Face folder.
+"""--mode=export --format=hf: a GPT-2 (clm, sft), BERT (mlm) or BERT classifier (classify)
+as a Hugging Face folder.
 
 Writes config.json, model.safetensors (float32, the names of `hf_gpt2` / `hf_bert` read
 backwards; tied copies are left for transformers to tie) and, for BPE and WordPiece
@@ -28,14 +29,35 @@ from transformer_jax.errors import UserError
 from transformer_jax.interop import hf_bert, hf_folder, hf_gpt2
 from transformer_jax import parameter_paths
 
-FAMILY_OF_EXPERIMENT = {hf_gpt2.EXPERIMENT: hf_gpt2, hf_bert.EXPERIMENT: hf_bert}
+# A classifier with an encoder body is a BertForSequenceClassification (`classify`).
+FAMILY_OF_EXPERIMENT = {"clm": hf_gpt2, "sft": hf_gpt2, "mlm": hf_bert, "classify": hf_bert}
 
 
 def family(cfg: ExperimentConfig) -> ModuleType:
   if cfg.experiment not in FAMILY_OF_EXPERIMENT:
     raise UserError(f"--format=hf exports experiments {', '.join(FAMILY_OF_EXPERIMENT)} "
                     f"(GPT-2, BERT), not {cfg.experiment}; use --format=native")
+  if cfg.experiment == "classify" and cfg.model.classifier_body != "encoder":
+    raise UserError("--format=hf and peft export BERT classifiers (model.classifier_body="
+                    "encoder): GPT2ForSequenceClassification's score has no bias, and this "
+                    "classifier's head has one")
   return FAMILY_OF_EXPERIMENT[cfg.experiment]
+
+
+def rules(cfg: ExperimentConfig, num_labels: int = 0) -> list:
+  """The name table of the run's model: the family's, a classifier's with its head."""
+  if cfg.experiment == "classify":
+    return family(cfg).classification_rules(cfg.model, num_labels)
+  return family(cfg).rules(cfg.model)
+
+
+def config_json(cfg: ExperimentConfig, labels: tuple[str, ...] = ()) -> dict:
+  config = family(cfg).config_json(cfg.model)
+  if cfg.experiment == "classify":
+    config.update(architectures=["BertForSequenceClassification"], num_labels=len(labels),
+                  id2label={str(i): label for i, label in enumerate(labels)},
+                  label2id={label: i for i, label in enumerate(labels)})
+  return config
 
 
 def check_exportable(cfg: ExperimentConfig) -> None:
@@ -47,13 +69,13 @@ def check_exportable(cfg: ExperimentConfig) -> None:
                     + "\n  ".join(problems))
 
 
-def tensors(cfg: ExperimentConfig, params) -> dict[str, np.ndarray]:
+def tensors(cfg: ExperimentConfig, params, labels: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
   """{Hugging Face name: float32 array} of a parameter tree; every parameter is used."""
   module = family(cfg)
   leaves = {path: np.asarray(leaf, np.float32)
             for path, leaf in parameter_paths.flat(jax.device_get(params)).items()}
   written, used = {}, set()
-  for rule in module.rules(cfg.model):
+  for rule in rules(cfg, len(labels)):
     name = rule.hf if rule.head else module.PREFIX + rule.hf
     if all(path in leaves for path in rule.ours):
       written[name] = np.ascontiguousarray(rule.to_hf(tuple(leaves[p] for p in rule.ours)),
@@ -92,14 +114,15 @@ def _tokenizer_files(directory: str, tokenizer, max_length: int) -> list[str]:
   return paths
 
 
-def write(directory: str, cfg: ExperimentConfig, tokenizer, params) -> list[str]:
-  """Writes the folder (created); returns the paths written."""
+def write(directory: str, cfg: ExperimentConfig, tokenizer, params,
+          labels: tuple[str, ...] = ()) -> list[str]:
+  """Writes the folder (created); returns the paths written. labels: a classifier's."""
   check_exportable(cfg)
-  written = tensors(cfg, params)
+  written = tensors(cfg, params, labels)
   os.makedirs(directory, exist_ok=True)
   weights = os.path.join(directory, hf_folder.WEIGHTS_FILE)
   save_file(written, weights, metadata={"format": "pt"})
   config = os.path.join(directory, hf_folder.CONFIG_FILE)
   with open(config, "w", encoding="utf-8") as f:
-    json.dump(family(cfg).config_json(cfg.model), f, indent=2)
+    json.dump(config_json(cfg, labels), f, indent=2)
   return [weights, config] + _tokenizer_files(directory, tokenizer, cfg.model.max_length)

@@ -29,6 +29,7 @@ MODEL_TYPE = "gpt2"
 EXPERIMENT = "clm"
 PREFIX = "transformer."
 ARCHITECTURE = "GPT2LMHeadModel"
+WEIGHT_LAYOUT = "in_out"  # Conv1D stores [in, out] (a PEFT adapter's fan_in_fan_out).
 TIED = {"lm_head.weight": "wte.weight"}  # Saved or not, equal to the tensor named.
 BUFFERS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu",

@@ -22,7 +22,13 @@ class ModeInputs:
   # --output: translate and predict, a file (None is stdout); attention and export, a
   # directory.
   output_path: Optional[str] = None
-  format: Optional[str] = None  # --format (export): hf or native.
+  format: Optional[str] = None  # --format (export): hf, native or peft.
+  # --mode=lm_eval (lm-evaluation-harness): task names, a folder of task YAMLs, few-shot
+  # examples and a limit per task (a count, or a fraction below 1).
+  tasks: Optional[str] = None
+  include_path: Optional[str] = None
+  num_fewshot: Optional[int] = None
+  limit: Optional[float] = None
 
 
 def unavailable(experiment: str, mode: str, modes: tuple[str, ...]) -> UserError:

@@ -34,7 +34,7 @@ from transformer_jax.run import weights
 from transformer_jax.training import distributed
 
 SAMPLES_FILE = "samples.txt"
-MODES = ("train", "eval", "sample", "attention", "export")
+MODES = ("train", "eval", "sample", "attention", "export", "lm_eval")
 
 
 def model_spec(cfg: ExperimentConfig) -> task_lib.ModelSpec:
@@ -183,5 +183,8 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: modes.ModeInputs
     attention(cfg, workdir, inputs)
   elif mode == "export":
     export.export(build_task(cfg, workdir, need_data=False), inputs)
+  elif mode == "lm_eval":
+    from transformer_jax.tasks import lm_harness  # pylint: disable=import-outside-toplevel
+    lm_harness.evaluate(cfg, workdir, inputs, build_task)
   else:
     raise modes.unavailable(cfg.experiment, mode, MODES)

@@ -23,6 +23,7 @@ import numpy as np
 
 from transformer_jax import configuration
 from transformer_jax.config_sections import DecodeConfig, ExperimentConfig
+from transformer_jax.decoding.continuer import Continuer
 from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.errors import UserError
 from transformer_jax.evaluation import log_likelihood
@@ -97,13 +98,22 @@ class LoadedModel:
     if self.experiment == "sft":
       return self._decoder("complete", decode, sft.make_completer).complete(self.params,
                                                                             prompts)
-    continuer = self._decoder("continue", decode, clm.continuer)
+    continuer = self.continuer(decode)
     if decode.strategy == "beam":
       return [hypotheses[0][0] if hypotheses else ""
               for hypotheses in continuer.n_best(self.params, prompts)]
     return continuer.continue_batch(self.params, prompts)
 
-  def _eos(self) -> Optional[int]:
+  def continuer(self, decode: Optional[DecodeConfig] = None, **settings) -> Continuer:
+    """The decoder-only model's `Continuer` (decoding/continuer.py) for decode.* with the
+    given settings, kept for the next call with the same ones (clm, sft)."""
+    self._require("continuer", ("clm", "sft"))
+    decode = decode or self._decode_config(settings)
+    return self._decoder("continue", decode, clm.continuer)
+
+  @property
+  def eos_id(self) -> Optional[int]:
+    """The end-of-text token (<eos>, GPT-2's <|endoftext|>), or None without one."""
     if special_tokens.EOS in getattr(self.tokenizer, "special_tokens", ()):
       return self.tokenizer.token_id(special_tokens.EOS)
     return None
@@ -112,7 +122,7 @@ class LoadedModel:
                continuations: Optional[Sequence[str]] = None) -> list[log_likelihood.Request]:
     """The token requests `score` runs (clm, sft): see evaluation/log_likelihood.py. sft
     scores a completion after its prompt in the template `prompt <eos> completion <eos>`."""
-    encode, eos = self.tokenizer.encode, self._eos()
+    encode, eos = self.tokenizer.encode, self.eos_id
     if continuations is None:
       return [log_likelihood.document_request(encode(text), eos) for text in texts]
     if len(continuations) != len(texts):
@@ -139,14 +149,13 @@ class LoadedModel:
                         "one target per source")
       scorer = self._compiled.setdefault(("seq2seq",), seq2seq.target_scorer(self.task))
       return scorer(self.params, texts, list(continuations))
-    scorer = self._compiled.setdefault(("decoder",), self._decoder_scorer())
     if continuations is not None:
-      return scorer.score(self.params, self.requests(texts, continuations))
+      return self.score_requests(self.requests(texts, continuations))
     results = []
     for text in texts:  # A long text: disjoint windows, their results joined.
-      windows = log_likelihood.rolling_windows(self.tokenizer.encode(text), self._eos(),
+      windows = log_likelihood.rolling_windows(self.tokenizer.encode(text), self.eos_id,
                                                self.config.model.max_length)
-      parts = scorer.score(self.params, windows)
+      parts = self.score_requests(windows)
       results.append(log_likelihood.Result(
           log_prob=float(sum(part.log_prob for part in parts)),
           is_greedy=all(part.is_greedy for part in parts),
@@ -154,6 +163,15 @@ class LoadedModel:
                                          [np.zeros(0, np.float32)]),
           tokens=np.concatenate([p.tokens for p in parts] or [np.zeros(0, np.int32)])))
     return results
+
+  def score_requests(self, requests: Sequence[log_likelihood.Request]
+                     ) -> list[log_likelihood.Result]:
+    """Token-level requests (context, continuation ids) scored in padded length buckets by
+    one compiled function per bucket, kept (clm, sft)."""
+    self._require("score_requests", ("clm", "sft"))
+    if ("decoder",) not in self._compiled:
+      self._compiled[("decoder",)] = self._decoder_scorer()
+    return self._compiled[("decoder",)].score(self.params, requests)
 
   def _decoder_scorer(self) -> log_likelihood.Scorer:
     model = self.task.model

@@ -30,7 +30,7 @@ from transformer_jax.tasks import clm
 from transformer_jax.training import distributed
 
 COMPLETIONS_FILE = "completions_test_step{step}.txt"
-MODES = ("train", "eval", "sample", "export")
+MODES = ("train", "eval", "sample", "export", "lm_eval")
 
 
 def build_task(cfg: ExperimentConfig, workdir: Optional[str],
@@ -91,6 +91,13 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: modes.ModeInputs
       raise UserError("--prompts_file is for experiment clm; sft completes one --prompt")
     sample(cfg, workdir, inputs.prompt)
   elif mode == "export":
-    export.export_workdir(build_task(cfg, workdir, need_data=False), inputs)
+    task = build_task(cfg, workdir, need_data=False)
+    if inputs.format in ("hf", "peft"):  # GPT-2, or its adapter.
+      export.export(task, inputs)
+    else:
+      export.export_workdir(task, inputs)
+  elif mode == "lm_eval":
+    from transformer_jax.tasks import lm_harness  # pylint: disable=import-outside-toplevel
+    lm_harness.evaluate(cfg, workdir, inputs, build_task)
   else:
     raise modes.unavailable(cfg.experiment, mode, MODES)
