@@ -94,6 +94,11 @@ class DataConfig:
   # other held-out split, when its file is not given). "" splits data.path.
   validation_path: str = ""
   test_path: str = ""
+  # classify: a low-resource training set (data/tasks/stratified_subsets.py): this many
+  # examples of the training split, stratified by label, fixed by subset_seed (not
+  # train.seed) and contained in every larger subset of the same seed. 0: the whole split.
+  train_examples: int = 0
+  subset_seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,6 +200,8 @@ def _check_data(d: DataConfig, max_length: int, init_from: str) -> None:
     raise ConfigError("data.special_token_names", str(e)) from None
   _require(0 <= d.chunk_overlap < max_length, "data.chunk_overlap",
            f"must be in [0, model.max_length={max_length})")
+  _require(d.train_examples >= 0, "data.train_examples", "must be >= 0 (0: every example)")
+  _require(0 <= d.subset_seed < SEED_LIMIT, "data.subset_seed", f"must be in [0, {SEED_LIMIT})")
   _require(0 < d.validation_fraction < 1, "data.validation_fraction", "must be in (0, 1)")
   _require(0 <= d.test_fraction < 1 - d.validation_fraction, "data.test_fraction",
            "must be >= 0 and leave data for training")

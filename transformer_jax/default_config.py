@@ -57,6 +57,10 @@ def base() -> ml_collections.ConfigDict:
   config.data.label_field = "label"  # Labelled jsonl (classify): the label's field.
   config.data.validation_path = ""  # A validation file of data.path's format; "" splits data.path.
   config.data.test_path = ""  # A test file likewise ("" holds out data.test_fraction).
+  # classify: train on this many training examples, a stratified subset fixed by
+  # data.subset_seed and nested in every larger one (0: all of them).
+  config.data.train_examples = 0
+  config.data.subset_seed = 0
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 2000

@@ -74,5 +74,8 @@ def check(cfg: ExperimentConfig) -> None:
     raise ConfigError("decode.strategy", f"beam search is available for experiments "
                       f"{', '.join(beams)} only; use greedy or sample")
   check_dataset_kind(cfg, rules.dataset_kinds)
+  if cfg.data.train_examples and cfg.experiment != "classify":
+    raise ConfigError("data.train_examples", "a subset of labelled training examples is for "
+                      "experiment classify; set it to 0")
   if cfg.experiment == "classify":
     _check_classify(cfg)

@@ -41,9 +41,11 @@ ROWS = {
 }
 
 
-def run(row: str, seed: int, extra: list[str]) -> dict:
+def run(row: str, seed: int, extra: list[str], workdir: str = "") -> dict:
+  """Trains one row's seed in `workdir` (default runs/sentiment/<row>-s<seed>), then
+  evaluates it: its metrics, trainable parameters, checkpoint bytes and seconds."""
   preset, flags = ROWS[row]
-  workdir = os.path.join("runs", "sentiment", f"{row}-s{seed}")
+  workdir = workdir or os.path.join("runs", "sentiment", f"{row}-s{seed}")
   command = [sys.executable, "launch.py", f"--config=configs/classify.py:{preset}",
              f"--workdir={workdir}", f"--config.train.seed={seed}", *flags, *extra]
   start = time.perf_counter()
@@ -64,7 +66,7 @@ def run(row: str, seed: int, extra: list[str]) -> dict:
           "parameters": int(trainable.group(2).replace(",", "")), **metrics}
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
   if len(values) == 1:
     return f"{values[0]:.3f}"
   return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
@@ -107,9 +109,9 @@ def main() -> None:
   for row in dict.fromkeys(r["row"] for r in results):
     rs = [r for r in results if r["row"] == row]
     share = rs[0]["trainable"] / rs[0]["parameters"]
-    print(f"| {row} | {_mean_std([r['test_accuracy'] for r in rs])} | "
-          f"{_mean_std([r['test_macro_f1'] for r in rs])} | "
-          f"{_mean_std([r['eval_accuracy'] for r in rs])} | {rs[0]['trainable']:,} "
+    print(f"| {row} | {mean_std([r['test_accuracy'] for r in rs])} | "
+          f"{mean_std([r['test_macro_f1'] for r in rs])} | "
+          f"{mean_std([r['eval_accuracy'] for r in rs])} | {rs[0]['trainable']:,} "
           f"({share:.2%}) | {statistics.mean(r['checkpoint_bytes'] for r in rs) / 2**20:.2f} MiB"
           f" | {min(r['seconds'] for r in rs):.0f} s |")
 

@@ -6,8 +6,10 @@ segment ids 1 on real tokens. Rows are as long as the longest example needs (rou
 up to a multiple of 8), at most `length` tokens (model.max_length, less a soft
 prompt's slots), where longer texts are cut. The labels are the training split's, in sorted order, saved in
 the workdir (`labels.json`) so that evaluation and prediction read the same ids; a
-held-out label the training data never had is one line. Training batches are a
-pure function of (train.seed, step), as for every task.
+held-out label the training data never had is one line. `data.train_examples` keeps a
+stratified subset of the training split (`stratified_subsets.py`), before the tokenizer
+and the labels see it. Training batches are a pure function of (train.seed, step), as for
+every task.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from absl import logging
 
 from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data.batches import row_batches
+from transformer_jax.data.tasks import stratified_subsets
 from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
 from transformer_jax.data.corpora.text_files import write_text
@@ -101,6 +104,8 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing], spl
   texts), labels (`saved_labels`: the workdir's, else the training split's) and rows of
   `length` tokens."""
   special = ENCODER_SPECIAL_TOKENS if encoder else DECODER_SPECIAL_TOKENS
+  splits = dict(splits, train=stratified_subsets.stratified_subset(
+      splits["train"], cfg.data.train_examples, cfg.data.subset_seed))
   # A character vocabulary covers every split's text; BPE learns from training text only.
   vocabulary = splits["train"] if cfg.data.tokenizer != "char" else [
       pair for pairs in splits.values() for pair in pairs]
