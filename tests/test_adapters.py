@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from decoding_models import BASE, random_params
 from transformer_jax.adapters import adapted, lora
 from transformer_jax.decoding import model_steps, samplers
-from transformer_jax.models import kv_cache
 from transformer_jax.models.attention import PrefixKV
 from transformer_jax.models.classifier import DecoderClassifier, EncoderClassifier
 from transformer_jax.models.decoder import Decoder

@@ -4,7 +4,6 @@ torch and transformers are installed, give transformers the same logits."""
 import dataclasses
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -1,8 +1,6 @@
 """model.quantize=int8: per-output-channel symmetric int8 weights through the one matmul path."""
 
-import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -18,7 +18,7 @@ entries always take attention.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
