@@ -79,7 +79,10 @@ def _write_peft(task: Task, directory: str, params) -> None:
 def export_workdir(task: Task, inputs: ModeInputs,
                    write_extra: Optional[Callable[[str], None]] = None) -> str:
   """A fine-tuned run as a standalone workdir (see the module docstring).
-  write_extra(directory): the experiment's own files."""
+  write_extra(directory): the experiment's own files. --format=hf or peft writes the run's
+  Hugging Face or PEFT folder instead (`export`)."""
+  if inputs.format in ("hf", "peft"):
+    return export(task, inputs)
   if inputs.format is not None:
     raise UserError(f"--format={inputs.format}: a standalone workdir has no format; "
                     "--format=hf or peft exports a Hugging Face or PEFT folder")

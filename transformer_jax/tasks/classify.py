@@ -134,10 +134,7 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: modes.ModeInputs
     predict(cfg, workdir, inputs)
   elif mode == "export":
     task = build_task(cfg, workdir, need_data=False)
-    if inputs.format in ("hf", "peft"):  # BertForSequenceClassification, or its adapter.
-      export.export(task, inputs)
-    else:
-      export.export_workdir(task, inputs, lambda directory: classification_data.save_labels(
-          task.labels, directory))
+    export.export_workdir(task, inputs, lambda directory: classification_data.save_labels(
+        task.labels, directory))
   else:
     raise modes.unavailable(cfg.experiment, mode, MODES)

@@ -91,11 +91,7 @@ def run(cfg: ExperimentConfig, workdir: str, mode: str, inputs: modes.ModeInputs
       raise UserError("--prompts_file is for experiment clm; sft completes one --prompt")
     sample(cfg, workdir, inputs.prompt)
   elif mode == "export":
-    task = build_task(cfg, workdir, need_data=False)
-    if inputs.format in ("hf", "peft"):  # GPT-2, or its adapter.
-      export.export(task, inputs)
-    else:
-      export.export_workdir(task, inputs)
+    export.export_workdir(build_task(cfg, workdir, need_data=False), inputs)
   elif mode == "lm_eval":
     from transformer_jax.tasks import lm_harness  # pylint: disable=import-outside-toplevel
     lm_harness.evaluate(cfg, workdir, inputs, build_task)
