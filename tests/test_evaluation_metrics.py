@@ -4,6 +4,7 @@ parameters."""
 
 import jax
 import numpy as np
+import pytest
 
 from configs import seq2seq as seq2seq_config
 from transformer_jax.evaluation import validation_bleu
@@ -17,6 +18,7 @@ def _norm(params) -> float:
   return float(sum(np.abs(np.asarray(leaf)).sum() for leaf in jax.tree.leaves(params)))
 
 
+@pytest.mark.slow  # A whole training run with evaluations: see setup.cfg's markers.
 def test_every_evaluation_adds_the_metrics_of_its_own_parameters(tmp_path):
   cfg = configuration.validate(seq2seq_config.get_config("tiny"))
   task = seq2seq.build_task(cfg, str(tmp_path))

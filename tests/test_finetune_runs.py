@@ -37,6 +37,7 @@ def _labelled_tsv(path) -> str:
   return str(path)
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 @pytest.mark.parametrize("config", ["configs/classify.py:tiny", "configs/sft.py:tiny"])
 def test_tiny_presets_train_from_launch_with_falling_loss(tmp_path, config, request):
   if "sft" in config:  # The session's run of this very command (conftest.sft_run).

@@ -68,6 +68,7 @@ def test_generate_until_stops_at_the_until_string(harness):
   assert whole == greedy
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_lm_eval_mode_writes_the_results_of_a_local_task(tiny_run, tmp_path):
   workdir = copy_workdir(tiny_run, tmp_path / "w")
   output = tmp_path / "results.json"

@@ -25,6 +25,7 @@ def _files(workdir: pathlib.Path) -> set[str]:
   return {p.name for p in workdir.iterdir()} if workdir.exists() else set()
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_a_hugging_face_folder_alone_needs_no_model_flags(tmp_path):
   """The tiny GPT-2 once needed six flags (tokenizer, vocab_size, max_length, mlp_dim,
   use_bias, activation); its config.json and tokenizer.json now say them."""

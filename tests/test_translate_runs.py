@@ -2,6 +2,7 @@
 --mode=eval on configs/seq2seq.py:tiny, and clm --mode=sample --prompts_file."""
 
 import json
+import pytest
 
 from conftest import TRACEBACK, copy_workdir, last_line, run_launch
 from transformer_jax.training.metrics_writer import read_metrics
@@ -25,6 +26,7 @@ def test_translate_writes_one_line_per_sentence_to_stdout(seq2seq_run, tmp_path)
   assert output.read_text(encoding="utf-8") == stdout
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_attention_maps_of_a_translation(seq2seq_run, tmp_path):
   import numpy as np  # pylint: disable=import-outside-toplevel
   result = run_launch(TINY, f"--workdir={seq2seq_run}", "--mode=attention",
