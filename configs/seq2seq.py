@@ -23,9 +23,6 @@ import ml_collections
 from configs import clm
 
 PRESETS = ("default", "base", "tiny")
-_SHIPPED_PAIRS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), os.pardir, "experiments", "data",
-    "tatoeba_eng_cmn.txt.gz")
 
 
 def get_config(preset: str = "default") -> ml_collections.ConfigDict:
@@ -47,7 +44,7 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   m.dropout_rate = 0.1
 
   d = config.data
-  d.path = os.path.normpath(_SHIPPED_PAIRS)
+  d.path = clm.SHIPPED_PAIRS
   d.format = "tsv"  # English<TAB>Chinese<TAB>attribution (ignored).
   # Pack ~6 pairs into each row, as Flax's WMT example does: one pair per row of 64
   # (data.packing=none) would leave 85% of the source and 88% of the target slots padding.

@@ -4,8 +4,11 @@ Each pair is `English <eos> Chinese <eos>` with the loss on the Chinese side; pa
 split by English sentence exactly as configs/seq2seq.py splits them (same fractions
 and seed), so test BLEU compares with the encoder-decoder's.
 Presets (`--config=configs/sft.py:<preset>`):
-  (none)  the WikiText-2 GPT base (runs/clm-wikitext, from configs/clm.py:wikitext), all
+  (none)  the bilingual Tatoeba GPT base (runs/clm-tatoeba, from configs/clm.py:tatoeba:
+          the training pairs' English and Chinese sentences, a BPE of both languages), all
           its weights trained; --config.finetune.method=lora (or prefix, prompt) adapts.
+          `--config.train.init_from=runs/clm-wikitext` (with
+          `--config.model.max_length=256`) fine-tunes the English WikiText-2 base instead.
   tiny    a tiny GPT from scratch with a small BPE, for tests.
 """
 
@@ -16,27 +19,19 @@ import ml_collections
 from configs import clm
 
 PRESETS = ("default", "tiny")
-_SHIPPED_PAIRS = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), os.pardir, "experiments", "data",
-    "tatoeba_eng_cmn.txt.gz")
-GPT_BASE = os.path.join("runs", "clm-wikitext")
+GPT_BASE = os.path.join("runs", "clm-tatoeba")
 
 
 def get_config(preset: str = "default") -> ml_collections.ConfigDict:
   preset = preset or "default"
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r} for configs/sft.py; choose one of {PRESETS}")
-  config = clm.get_config("wikitext")  # The base's model (a warm start checks the shapes).
+  config = clm.get_config("tatoeba")  # The base's model and its pairs' split.
   config.experiment = "sft"
   d = config.data
-  d.dataset = ""
-  d.path = os.path.normpath(_SHIPPED_PAIRS)
-  d.format = "tsv"  # English<TAB>Chinese<TAB>attribution (ignored).
-  d.validation_fraction = 0.05  # As configs/seq2seq.py: the same split.
-  d.test_fraction = 0.05
+  d.pair_documents = "joined"  # sft reads the pairs themselves.
   t = config.train
   t.init_from = GPT_BASE
-  t.seed = 1337
   t.batch_size = 32  # Rows of 128 tokens, ~3 pairs each.
   t.num_steps = 600  # ~58k pairs, 2.2 epochs of the ~26k training pairs.
   t.learning_rate = 3e-4

@@ -26,6 +26,8 @@ INVALID_UTF8_POLICIES = ("fail", "replace")
 NORMALIZATIONS = ("none", "NFC", "NFKC")
 TOKENIZERS = ("char", "bpe", "wordpiece")
 PACKINGS = ("none", "stream", "documents")
+# clm on a parallel corpus: one `source<TAB>target` document per pair, or each side its own.
+PAIR_DOCUMENTS = ("joined", "sides")
 DECODE_STRATEGIES = ("greedy", "sample", "beam")
 # Named datasets (data.dataset) and their kinds (text: running text in train/validation/test
 # files; labelled: labelled sentences), described in transformer_jax/data/corpora/catalog.py;

@@ -99,6 +99,10 @@ class DataConfig:
   # train.seed) and contained in every larger subset of the same seed. 0: the whole split.
   train_examples: int = 0
   subset_seed: int = 0
+  # clm on a parallel corpus: joined (a pair is one `source<TAB>target` document, split
+  # by line) or sides (each distinct side of a pair is a document; the pairs are split by
+  # source text as seq2seq and sft split them, so a base never reads their held-out pairs).
+  pair_documents: str = "joined"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +174,9 @@ class EvalConfig:
   # seq2seq: validation pairs (evenly spaced, at most this many) translated with
   # decode.strategy at every evaluation, scored as eval_validation_bleu; 0 turns it off.
   bleu_pairs: int = 0
+  # sft: this many training pairs (drawn by decode.seed) written before every prompt
+  # completed for BLEU (train and eval modes): few-shot prompting, `decoding/few_shot.py`.
+  few_shot_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

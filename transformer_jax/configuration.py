@@ -174,6 +174,7 @@ def _check_data(d: DataConfig, max_length: int, init_from: str) -> None:
   """init_from: train.init_from, whose weights bring their own tokenizer."""
   _check_choices(d, "data", (("format", choices.DATA_FORMATS),
                              ("tokenizer", choices.TOKENIZERS), ("packing", choices.PACKINGS),
+                             ("pair_documents", choices.PAIR_DOCUMENTS),
                              ("unicode_normalization", choices.NORMALIZATIONS),
                              ("invalid_utf8", choices.INVALID_UTF8_POLICIES)))
   _require(d.dataset in ("",) + choices.DATASETS, "data.dataset",
@@ -232,6 +233,8 @@ def _check_rest(cfg: ExperimentConfig) -> None:
   _require(e.num_batches > 0, "eval.num_batches", "must be positive")
   _require(e.batch_size > 0, "eval.batch_size", "must be positive")
   _require(e.bleu_pairs >= 0, "eval.bleu_pairs", f"must be >= 0, got {e.bleu_pairs}")
+  _require(e.few_shot_examples >= 0, "eval.few_shot_examples",
+           f"must be >= 0, got {e.few_shot_examples}")
   _check_decode(s)
   _require(cfg.mesh.num_cpu_devices >= 0, "mesh.num_cpu_devices", "must be >= 0")
   sizes = {f"mesh.{axis}_axis_size": getattr(cfg.mesh, f"{axis}_axis_size")

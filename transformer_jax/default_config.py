@@ -50,6 +50,9 @@ def base() -> ml_collections.ConfigDict:
   config.data.special_token_names = ""  # ROLE=TOKEN,...: e.g. eos=<|endoftext|>.
   config.data.packing = "stream"
   config.data.chunk_overlap = 0
+  # clm on pairs (tsv, aligned): "joined" = one `source<TAB>target` document per pair;
+  # "sides" = every distinct side its own document, the pairs split as seq2seq splits them.
+  config.data.pair_documents = "joined"
   config.data.validation_fraction = 0.1
   config.data.test_fraction = 0.0
   config.data.dataset = ""  # A catalogued dataset (wikitext-2, uci-sentiment) instead of path.
@@ -96,6 +99,7 @@ def base() -> ml_collections.ConfigDict:
   config.eval.batch_size = config.train.get_ref("batch_size") * 1  # See decay_steps.
   config.eval.stride = 0
   config.eval.bleu_pairs = 0  # seq2seq: validation BLEU at every evaluation.
+  config.eval.few_shot_examples = 0  # sft: training pairs written before every prompt.
 
   config.decode = ml_collections.ConfigDict()
   config.decode.strategy = "sample"

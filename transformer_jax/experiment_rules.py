@@ -77,5 +77,17 @@ def check(cfg: ExperimentConfig) -> None:
   if cfg.data.train_examples and cfg.experiment != "classify":
     raise ConfigError("data.train_examples", "a subset of labelled training examples is for "
                       "experiment classify; set it to 0")
+  if cfg.eval.few_shot_examples and cfg.experiment != "sft":
+    raise ConfigError("eval.few_shot_examples", "few-shot prompts are for experiment sft; "
+                      "set it to 0")
+  if cfg.data.pair_documents == "sides":
+    _check_pair_sides(cfg)
   if cfg.experiment == "classify":
     _check_classify(cfg)
+
+
+def _check_pair_sides(cfg: ExperimentConfig) -> None:
+  d = cfg.data
+  if cfg.experiment != "clm" or d.packing != "documents" or d.dataset:
+    raise ConfigError("data.pair_documents", "'sides' is for experiment clm with "
+                      "data.packing=documents on data.path's pairs; set it to 'joined'")

@@ -6,7 +6,9 @@ left-padded into a fixed [batch_size, bucket] shape (one compilation for all), a
 continued with decode.strategy (greedy, sample or beam) until <eos> or
 decode.max_new_tokens. The bucket is as long as the context leaves room for:
 model.max_length - max_new_tokens + 1 slots; a longer prompt keeps its last tokens
-and is counted in `num_cut`. Batches hold prompts of similar length (a stable sort),
+and is counted in `num_cut`. With `shots` (few-shot prompting, `few_shot.py`), worked
+examples precede every prompt; a prompt that leaves no room for all of them is counted
+in `num_cut` too. Batches hold prompts of similar length (a stable sort),
 outputs come back in input order.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from transformer_jax.config_sections import DecodeConfig
 from transformer_jax.data.tokenizers import special_tokens
-from transformer_jax.decoding import kv_decoding, model_steps, samplers
+from transformer_jax.decoding import few_shot, kv_decoding, model_steps, samplers
 from transformer_jax.decoding.beam_search import BeamOptions
 
 
@@ -32,9 +34,11 @@ class Completer:
 
   def __init__(self, model: nn.Module, tokenizer: Any, decode: DecodeConfig, batch_size: int,
                context: Callable[[], ContextManager] = contextlib.nullcontext,
-               prepare: Callable[[Any], Any] = lambda params: params):
+               prepare: Callable[[Any], Any] = lambda params: params,
+               shots: Sequence[tuple[str, str]] = ()):
     """context: entered around each compiled call (a mesh and its axis rules);
-    prepare(params): the parameters `model` decodes with (e.g. unstacked layers)."""
+    prepare(params): the parameters `model` decodes with (e.g. unstacked layers);
+    shots: (prompt, completion) examples written before every prompt."""
     self.tokenizer, self.decode, self.batch_size, self.context = tokenizer, decode, batch_size, context
     self.prepare = prepare
     self.eos = tokenizer.token_id(special_tokens.EOS)
@@ -43,6 +47,7 @@ class Completer:
     self.max_new_tokens = min(decode.max_new_tokens or length // 2, length - 1)
     self.bucket = length - self.max_new_tokens + 1
     self.num_cut = 0
+    self.shots = [(list(tokenizer.encode(p)), list(tokenizer.encode(c))) for p, c in shots]
     if decode.strategy == "beam":
       options = BeamOptions(beam_size=decode.beam_size, alpha=decode.length_penalty,
                             eos_token=self.eos, pad_token=self.pad, num_exact=1)
@@ -61,10 +66,9 @@ class Completer:
           stop_tokens=(self.eos,), pad_token=self.pad))
 
   def _prompt_ids(self, prompt: str) -> list[int]:
-    ids = list(self.tokenizer.encode(prompt)) + [self.eos]
-    if len(ids) > self.bucket:
-      self.num_cut += 1
-      ids = ids[-self.bucket:]
+    ids, cut = few_shot.prompt_ids(self.shots, self.tokenizer.encode(prompt), self.eos,
+                                   self.bucket)
+    self.num_cut += cut
     return ids
 
   def complete(self, params: Any, prompts: Sequence[str]) -> list[str]:

@@ -44,7 +44,8 @@ def make_completer(task: task_lib.Task, decode=None) -> Completer:
   model, _ = task.decoding_model(None)
   return Completer(model, task.tokenizer, decode or task.cfg.decode,
                    batch_size=task.cfg.eval.batch_size, context=task.decoding_mesh,
-                   prepare=lambda params: task.decoding_model(params)[1])
+                   prepare=lambda params: task.decoding_model(params)[1],
+                   shots=task.data.few_shot_pairs if task.data is not None else ())
 
 
 def validation_bleu_metric(task: task_lib.Task, completer: Completer):
@@ -56,6 +57,9 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
   task = build_task(cfg, workdir)
   params, step = weights.inference_state(task)
   completer = make_completer(task)
+  if completer.shots:
+    logging.info("few-shot prompts: %d training pairs before each (decode.seed=%d)",
+                 len(completer.shots), cfg.decode.seed)
   metrics = evaluate_lib.evaluate_params(task, params, task.data.eval_batches(),
                                          validation_bleu_metric(task, completer))
   if task.data.test_pairs:
@@ -63,6 +67,7 @@ def evaluate(cfg: ExperimentConfig, workdir: str) -> dict[str, float]:
     metrics["eval_bleu"], outputs = validation_bleu.decoded_bleu(completer.complete, params,
                                                                  task.data.test_pairs)
     if distributed.is_main_process():
+      os.makedirs(workdir, exist_ok=True)  # A read-only eval of train.init_from's weights.
       line_files.write_lines(outputs, os.path.join(workdir, COMPLETIONS_FILE.format(step=step)))
     logging.info("test BLEU %.2f on %d pairs in %.1f s; %d prompts cut", metrics["eval_bleu"],
                  len(task.data.test_pairs), time.time() - start, completer.num_cut)

@@ -28,6 +28,7 @@ from absl import logging
 from transformer_jax.config_sections import ExperimentConfig
 from transformer_jax.data.corpora import catalog, corpus, sources, wikitext
 from transformer_jax.data.batches import lm_batches, packing, row_batches
+from transformer_jax.data.tasks import translation_data
 from transformer_jax.data.tokenizers import special_tokens
 from transformer_jax.data.tokenizers import tokenizer as tokenizer_lib
 from transformer_jax.data.tokenizers.tokenizer import Tokenizer, encode_all
@@ -128,7 +129,7 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
   d = cfg.data
   if d.dataset:
     return _named_dataset(cfg, existing)
-  documents = corpus.texts(d)
+  documents = corpus.texts(d) if d.pair_documents == "joined" else []
   read = lambda path: corpus.texts(dataclasses.replace(d, path=path))
   if d.packing == "stream":
     held_out = {"validation": read(d.validation_path) if d.validation_path else [],
@@ -141,10 +142,11 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
     tokenizer = tokenizer_lib.make(cfg.data, existing, [doc.text for doc in vocabulary],
                                    special)
     return _stream(cfg, tokenizer, documents, held_out)
-  parts = sources.with_split_files(
-      d, documents, read,
-      lambda items, validation, test: sources.split_documents(items, validation, test,
-                                                              cfg.train.seed))
+  parts = (pair_sides(d, cfg.train.seed) if d.pair_documents == "sides" else
+           sources.with_split_files(
+               d, documents, read,
+               lambda items, validation, test: sources.split_documents(items, validation, test,
+                                                                       cfg.train.seed)))
   texts = [doc.text for doc in (parts["train"] if d.tokenizer != "char"
                                 else [doc for part in parts.values() for doc in part])]
   tokenizer = tokenizer_lib.make(cfg.data, existing, texts, CAUSAL_LM_SPECIAL_TOKENS)
@@ -152,6 +154,24 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
   if parts["test"]:
     data = dataclasses.replace(data, test_tokens=_joined(tokenizer, parts["test"]))
   return data
+
+
+def pair_sides(d, seed: int) -> dict[str, list[sources.Document]]:
+  """{train, validation, test: documents} of a parallel corpus for a language model: the
+  pairs split by source text exactly as seq2seq and sft split them (same fractions and
+  seed), then every distinct side of a split's pairs is one document, in an order drawn
+  from the seed, so that packing does not put a sentence next to its translation: the
+  model learns each language, not the pairing. A base pretrained on the training
+  documents has read no sentence of a held-out pair unless a training pair holds it too."""
+  parts = translation_data.read_splits(d, seed, "clm")
+  sides = {}
+  for split, pairs in parts.items():
+    texts = list(dict.fromkeys(side for pair in pairs for side in (pair.text, pair.target)))
+    order = np.random.default_rng(seed).permutation(len(texts))
+    sides[split] = [sources.Document(texts[i], f"{split}:{i}") for i in order]
+  logging.info("pair sides as documents: %s", ", ".join(
+      f"{len(sides[s])} {s} ({len(parts[s])} pairs)" for s in sources.SPLITS))
+  return sides
 
 
 def encode_lines(tokenizer: Tokenizer, text: str) -> np.ndarray:

@@ -39,6 +39,8 @@ class SftData:
   eval_batches: Callable[[], Iterable[dict]]  # Validation rows: the completion loss.
   validation_pairs: list[tuple[str, str]]  # (prompt, completion) texts, e.g. for BLEU.
   test_pairs: list[tuple[str, str]]
+  # eval.few_shot_examples training pairs, written before every prompt completed.
+  few_shot_pairs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def example(prompt: np.ndarray, completion: np.ndarray, eos: int) -> tuple[np.ndarray, ...]:
@@ -79,6 +81,14 @@ def pack(examples: Sequence[tuple[np.ndarray, ...]], length: int, pad: int) -> d
   return out
 
 
+def choose_shots(pairs: Sequence[tuple[str, str]], count: int,
+                 seed: int) -> list[tuple[str, str]]:
+  """Few-shot examples: `count` pairs drawn without replacement by `seed`, in the drawn
+  order (all of them, shuffled, if fewer)."""
+  order = np.random.default_rng(seed).permutation(len(pairs))[:count]
+  return [pairs[i] for i in order]
+
+
 def encode(tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple[np.ndarray, ...]]:
   eos = tokenizer.token_id(special_tokens.EOS)
   prompts = tokenizer_lib.encode_all(tokenizer, [p for p, _ in pairs])
@@ -116,4 +126,6 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
       train_batch_at=lambda step: row_batches.rows_batch_at(
           train_rows, t.seed, step, t.batch_size, jax.process_index(), jax.process_count()),
       eval_batches=lambda: iter(eval_list), validation_pairs=texts["validation"],
-      test_pairs=texts["test"])
+      test_pairs=texts["test"],
+      few_shot_pairs=choose_shots(texts["train"], e.few_shot_examples,
+                                  cfg.decode.seed))
