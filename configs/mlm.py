@@ -9,7 +9,7 @@ the time. Presets (`--config=configs/mlm.py:<preset>`):
              vocabulary, as Hugging Face's BertForPreTraining counts them): for accelerators.
   wikitext   the BERT base on WikiText-2 (data.dataset=wikitext-2): passages are its
              paragraphs, sentences cut at " . "; trained on its train file, evaluated on
-             valid; sized for about 30 minutes on a 2-core CPU.
+             valid; sized for about 20 minutes on a 2-core CPU.
   tiny       a few seconds, for tests.
 Starts from configs/clm.py's `base()`; every field is overridable with --config.*.
 """
@@ -82,14 +82,17 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     d.dataset = "wikitext-2"
     d.path = ""
     d.vocab_size = 8192
-    m.num_layers = 4
-    m.num_heads = 4
-    m.model_dim = 256
-    m.mlp_dim = 4 * 256
+    # 2 x 128 for 3,000 steps, not 4 x 256 for 1,500: next-sentence prediction on WikiText
+    # starts only once masked-LM accuracy passes ~0.2, which the wider base reached at its
+    # last step (NSP 0.552, chance); this one by step 2,000 (NSP 0.633 at 3,000; ~19 min).
+    m.num_layers = 2
+    m.num_heads = 2
+    m.model_dim = 128
+    m.mlp_dim = 4 * 128
     m.max_length = 128  # Pairs of Wikipedia sentences (~32 BPE tokens each).
     config.mesh.num_cpu_devices = 2
     t.steps_per_call = 10
-    t.num_steps = 1500
+    t.num_steps = 3000
     t.warmup_steps = 150
     t.log_every_steps = 100
     t.eval_every_steps = 500

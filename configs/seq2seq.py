@@ -16,8 +16,6 @@ Any parallel corpus works: --config.data.path=FILE (tsv: source<TAB>target) or
 Starts from configs/clm.py's `base()`; every field is overridable with --config.*.
 """
 
-import os
-
 import ml_collections
 
 from configs import clm

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax.config_sections import ExperimentConfig
+from transformer_jax.config_sections import DataConfig, ExperimentConfig
 from transformer_jax.data.corpora import catalog, corpus, sources, wikitext
 from transformer_jax.data.batches import lm_batches, packing, row_batches
 from transformer_jax.data.tasks import translation_data
@@ -156,7 +156,7 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
   return data
 
 
-def pair_sides(d, seed: int) -> dict[str, list[sources.Document]]:
+def pair_sides(d: DataConfig, seed: int) -> dict[str, list[sources.Document]]:
   """{train, validation, test: documents} of a parallel corpus for a language model: the
   pairs split by source text exactly as seq2seq and sft split them (same fractions and
   seed), then every distinct side of a split's pairs is one document, in an order drawn
