@@ -7,8 +7,8 @@ Presets (`--config=configs/sft.py:<preset>`):
   (none)  the bilingual Tatoeba GPT base (runs/clm-tatoeba, from configs/clm.py:tatoeba:
           the training pairs' English and Chinese sentences, a BPE of both languages), all
           its weights trained; --config.finetune.method=lora (or prefix, prompt) adapts.
-          `--config.train.init_from=runs/clm-wikitext` (with
-          `--config.model.max_length=256`) fine-tunes the English WikiText-2 base instead.
+          `--config.train.init_from=runs/clm-wikitext` fine-tunes the English WikiText-2
+          base instead (the same 4 x 256 shape and context).
   tiny    a tiny GPT from scratch with a small BPE, for tests.
 """
 
