@@ -129,7 +129,9 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
   d = cfg.data
   if d.dataset:
     return _named_dataset(cfg, existing)
-  documents = corpus.texts(d) if d.pair_documents == "joined" else []
+  if d.pair_documents == "sides":  # Packed documents only (experiment_rules).
+    return _packed(cfg, existing, pair_sides(d, cfg.train.seed))
+  documents = corpus.texts(d)
   read = lambda path: corpus.texts(dataclasses.replace(d, path=path))
   if d.packing == "stream":
     held_out = {"validation": read(d.validation_path) if d.validation_path else [],
@@ -142,12 +144,17 @@ def build(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing]) -> 
     tokenizer = tokenizer_lib.make(cfg.data, existing, [doc.text for doc in vocabulary],
                                    special)
     return _stream(cfg, tokenizer, documents, held_out)
-  parts = (pair_sides(d, cfg.train.seed) if d.pair_documents == "sides" else
-           sources.with_split_files(
-               d, documents, read,
-               lambda items, validation, test: sources.split_documents(items, validation, test,
-                                                                       cfg.train.seed)))
-  texts = [doc.text for doc in (parts["train"] if d.tokenizer != "char"
+  return _packed(cfg, existing, sources.with_split_files(
+      d, documents, read,
+      lambda items, validation, test: sources.split_documents(items, validation, test,
+                                                              cfg.train.seed)))
+
+
+def _packed(cfg: ExperimentConfig, existing: Optional[tokenizer_lib.Existing],
+            parts: dict[str, list[sources.Document]]) -> LmData:
+  """Packed documents of {train, validation, test}: the tokenizer (BPE from training
+  documents, char from all), rows, and the test split as one stream."""
+  texts = [doc.text for doc in (parts["train"] if cfg.data.tokenizer != "char"
                                 else [doc for part in parts.values() for doc in part])]
   tokenizer = tokenizer_lib.make(cfg.data, existing, texts, CAUSAL_LM_SPECIAL_TOKENS)
   data = _documents(cfg, tokenizer, parts)
