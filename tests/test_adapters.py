@@ -139,3 +139,27 @@ def test_classifiers_take_adapters_and_keep_their_bodys_names(make):
   model = adapted.Adapted(base=base, method="prompt", prompt_length=2)
   adapted_params = _params(model, TOKENS)
   assert _apply(model, adapted_params, TOKENS, segment_ids=segments).logits.shape == (2, 3)
+
+
+@pytest.mark.parametrize("make", [EncoderClassifier, DecoderClassifier])
+def test_mean_pooling_reads_the_real_tokens_mean_with_the_same_parameters(make):
+  config = dataclasses.replace(BASE, norm_position="post") if make is EncoderClassifier else BASE
+  token, mean = (make(config=dataclasses.replace(config, classifier_pooling=pooling),
+                      num_classes=3) for pooling in ("token", "mean"))
+  segments = jnp.asarray([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], jnp.int32)
+  params = _params(token, TOKENS)
+  assert jax.tree.structure(_params(mean, TOKENS)) == jax.tree.structure(params)
+  out = _apply(mean, params, TOKENS, segment_ids=segments)
+  # By hand: the mean of the real tokens' hidden states, through the pooler (encoder) and head.
+  real = np.asarray(segments, np.float32)[..., None]
+  pooled = np.sum(np.asarray(out.hidden_states) * real, 1) / np.sum(real, 1)
+  if make is EncoderClassifier:
+    pooler = params["pooler"]
+    pooled = np.tanh(pooled @ np.asarray(pooler["kernel"]) + np.asarray(pooler["bias"]))
+  head = params["classifier"]
+  expected = pooled @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
+  np.testing.assert_allclose(out.logits, expected, **TOLERANCE)
+  assert not np.allclose(out.logits, _apply(token, params, TOKENS, segment_ids=segments).logits)
+  # Padding still changes nothing.
+  changed = _apply(mean, params, TOKENS.at[0, 5].set(7), segment_ids=segments)
+  np.testing.assert_allclose(changed.logits[0], out.logits[0], **TOLERANCE)

@@ -116,6 +116,13 @@ def test_adapter_runs_store_only_what_they_train_on_a_frozen_base(tmp_path, mlm_
       classify.evaluate(full, workdir)
 
 
+def test_an_unknown_classifier_pooling_fails_validation_naming_the_field():
+  with pytest.raises(ConfigError, match=r"^config\.model\.classifier_pooling: must be one of "
+                                        r"\('token', 'mean'\), got 'max'$"):
+    tiny_config("classify", **{"data.data_dir": str(SHARED_DATA),
+                               "model.classifier_pooling": "max"})
+
+
 def test_an_adapter_method_without_a_base_is_one_line(tmp_path):
   cfg = tiny_config("classify", **{"data.data_dir": str(SHARED_DATA),
                                    "finetune.method": "lora"})

@@ -39,6 +39,9 @@ DATASETS = tuple(DATASET_KINDS)
 EXPERIMENTS = ("clm", "mlm", "seq2seq", "classify", "sft")
 # Experiment classify: the body under the head (BERT's <cls> pooler, GPT's last token).
 CLASSIFIER_BODIES = ("encoder", "decoder")
+# What the head reads: the body's own token (<cls>, or the last real one) or the mean of
+# every real token's hidden state.
+CLASSIFIER_POOLINGS = ("token", "mean")
 QUANTIZATIONS = ("none", "int8")
 # Roles of special tokens (data.special_token_names: ROLE=TOKEN), as the objectives name them.
 SPECIAL_TOKEN_ROLES = ("pad", "bos", "eos", "unk", "mask", "cls", "sep")

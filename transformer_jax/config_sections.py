@@ -46,6 +46,8 @@ class ModelConfig:
   # Experiment classify: the body under the head, encoder (BERT's <cls> pooler) or decoder
   # (GPT's last real token).
   classifier_body: str = "encoder"
+  # What the head reads: token (<cls> or the last real token) or mean (of real tokens).
+  classifier_pooling: str = "token"
   vocab_size: int = 0  # 0 until the tokenizer is known.
 
   @property

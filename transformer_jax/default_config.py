@@ -32,6 +32,7 @@ def base() -> ml_collections.ConfigDict:
   config.model.remat = "none"  # full or save_dots: recompute activations, save memory.
   config.model.scan_layers = False  # One compiled block scanned over the layers.
   config.model.classifier_body = "encoder"  # classify: encoder (BERT) or decoder (GPT).
+  config.model.classifier_pooling = "token"  # classify: token (<cls> / last) or mean.
   config.model.norm_epsilon = 1e-5
   config.model.quantize = "none"  # int8: weight-only int8 matmuls (inference modes only).
 

@@ -52,6 +52,9 @@ def _check_classify(cfg: ExperimentConfig) -> None:
   if cfg.model.classifier_body not in choices.CLASSIFIER_BODIES:
     raise ConfigError("model.classifier_body", f"must be one of {choices.CLASSIFIER_BODIES}, "
                       f"got {cfg.model.classifier_body!r}")
+  if cfg.model.classifier_pooling not in choices.CLASSIFIER_POOLINGS:
+    raise ConfigError("model.classifier_pooling", f"must be one of "
+                      f"{choices.CLASSIFIER_POOLINGS}, got {cfg.model.classifier_pooling!r}")
   f, length = cfg.finetune, cfg.model.max_length
   if f.method == "prompt" and f.prompt_length > length - 3:
     raise ConfigError("finetune.prompt_length", f"{f.prompt_length} soft-prompt slots leave "

@@ -41,6 +41,9 @@ def family(cfg: ExperimentConfig) -> ModuleType:
     raise UserError("--format=hf and peft export BERT classifiers (model.classifier_body="
                     "encoder): GPT2ForSequenceClassification's score has no bias, and this "
                     "classifier's head has one")
+  if cfg.experiment == "classify" and cfg.model.classifier_pooling != "token":
+    raise UserError("--format=hf and peft export classifiers that read <cls> (model."
+                    "classifier_pooling=token): BertForSequenceClassification pools no mean")
   return FAMILY_OF_EXPERIMENT[cfg.experiment]
 
 
