@@ -2,6 +2,8 @@
 
   python experiments/finetuning/sentiment_table.py               # all rows
   python experiments/finetuning/sentiment_table.py --rows=bert-lora,gpt-full --seeds=1
+  python experiments/finetuning/sentiment_table.py --rows=scratch --variant=mean \
+      --config.model.classifier_pooling=mean       # a recipe change, as row scratch/mean
 
 Needs the WikiText-2 bases (runs/mlm-wikitext, runs/clm-wikitext; see the README's
 Fine-tuning section). Each run trains `configs/classify.py` in runs/sentiment/<row>-s<seed>
@@ -79,6 +81,9 @@ def main() -> None:
       "--config.data.data_dir=../shared/data.")
   parser.add_argument("--rows", default=",".join(ROWS))
   parser.add_argument("--seeds", default="1,2,3")
+  parser.add_argument("--variant", default="",
+                      help="names a change the extra flags make: rows are reported as "
+                      "<row>/<variant>, trained in runs/sentiment/<row>-<variant>-s<seed>")
   parser.add_argument("--results", default="runs/sentiment/results.jsonl")
   parser.add_argument("--table_only", action="store_true",
                       help="print the table of the runs already in --results; train nothing")
@@ -91,13 +96,19 @@ def main() -> None:
     with open(path, encoding="utf-8") as f:
       results = [json.loads(line) for line in f]
     rows = args.rows.split(",")
-    results = sorted((r for r in results if r["row"] in rows), key=lambda r: rows.index(r["row"]))
+    base = lambda r: r["row"].split("/")[0]  # A variant's row sits under its row.
+    results = sorted((r for r in results if base(r) in rows),
+                     key=lambda r: (rows.index(base(r)), r["row"]))
   else:
     results = []
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for row in args.rows.split(","):
       for seed in map(int, args.seeds.split(",")):
-        result = run(row, seed, extra)
+        if args.variant:
+          workdir = os.path.join("runs", "sentiment", f"{row}-{args.variant}-s{seed}")
+          result = dict(run(row, seed, extra, workdir), row=f"{row}/{args.variant}")
+        else:
+          result = run(row, seed, extra)
         results.append(result)
         with open(path, "a", encoding="utf-8") as f:
           f.write(json.dumps(result) + "\n")
