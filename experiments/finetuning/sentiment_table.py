@@ -104,11 +104,9 @@ def main() -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for row in args.rows.split(","):
       for seed in map(int, args.seeds.split(",")):
-        if args.variant:
-          workdir = os.path.join("runs", "sentiment", f"{row}-{args.variant}-s{seed}")
-          result = dict(run(row, seed, extra, workdir), row=f"{row}/{args.variant}")
-        else:
-          result = run(row, seed, extra)
+        name = f"{row}/{args.variant}" if args.variant else row
+        workdir = os.path.join("runs", "sentiment", f"{name.replace('/', '-')}-s{seed}")
+        result = dict(run(row, seed, extra, workdir), row=name)
         results.append(result)
         with open(path, "a", encoding="utf-8") as f:
           f.write(json.dumps(result) + "\n")
