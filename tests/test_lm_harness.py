@@ -104,13 +104,26 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """, encoding="utf-8")
-  from lm_eval.tasks import TaskManager  # pylint: disable=import-outside-toplevel
   results = lm_eval.simple_evaluate(model=harness, tasks=["lines_until"],
-                                    task_manager=TaskManager(include_path=str(tmp_path)),
+                                    task_manager=lm_harness.task_manager(str(tmp_path),
+                                                                         ["lines_until"]),
                                     log_samples=True)
   responses = [sample["resps"][0][0] for sample in results["samples"]["lines_until"]]
   assert len(responses) == 3 and all("\n" not in r for r in responses)
   assert results["results"]["lines_until"]["exact_match,none"] == 0.0
+
+
+def test_local_tasks_are_indexed_alone():
+  """--include_path's tasks alone when they are all that --tasks names: lm-eval's own
+  ~15k take 10-25 s to index on 2 cores."""
+  assert lm_harness.task_manager(str(TASKS), ["shakespeare_cloze"]).all_tasks == [
+      "shakespeare_cloze"]
+
+
+@pytest.mark.slow  # Indexes lm-eval's ~15k tasks: 10-25 s.
+def test_a_name_the_local_tasks_lack_brings_the_harness_own_in():
+  both = lm_harness.task_manager(str(TASKS), ["shakespeare_cloze", "lambada_openai"]).all_tasks
+  assert {"shakespeare_cloze", "lambada_openai"} <= set(both) and len(both) > 1000
 
 
 def test_the_model_is_registered_beside_the_harness_own():

@@ -40,6 +40,8 @@ ROWS = {
                                 "--config.train.learning_rate=3e-3"]),
     "gpt-full": ("gpt", ["--config.finetune.method=full", "--config.train.learning_rate=1e-4"]),
     "gpt-lora": ("gpt", ["--config.finetune.method=lora", "--config.train.learning_rate=1e-3"]),
+    "gpt-prefix": ("gpt", ["--config.finetune.method=prefix",
+                           "--config.train.learning_rate=3e-3"]),
 }
 
 
