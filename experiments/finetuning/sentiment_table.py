@@ -38,10 +38,11 @@ ROWS = {
                                 "--config.train.learning_rate=3e-3"]),
     "bert-prompt": ("default", ["--config.finetune.method=prompt",
                                 "--config.train.learning_rate=3e-3"]),
-    "gpt-full": ("gpt", ["--config.finetune.method=full", "--config.train.learning_rate=1e-4"]),
-    "gpt-lora": ("gpt", ["--config.finetune.method=lora", "--config.train.learning_rate=1e-3"]),
-    "gpt-prefix": ("gpt", ["--config.finetune.method=prefix",
-                           "--config.train.learning_rate=3e-3"]),
+    "gpt-full": ("gpt", ["--config.finetune.method=full", "--config.train.learning_rate=3e-4"]),
+    "gpt-lora": ("gpt", ["--config.finetune.method=lora", "--config.train.learning_rate=1e-3",
+                         "--config.train.end_learning_rate=1e-5"]),
+    "gpt-prefix": ("gpt", ["--config.finetune.method=prefix", "--config.train.learning_rate=3e-3",
+                           "--config.train.end_learning_rate=1e-5"]),
 }
 
 
