@@ -24,21 +24,20 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# row -> (preset, flags). Learning rates: full fine-tuning wants a small one, the
-# methods that train few parameters larger ones (as their papers use).
+# row -> (preset, flags). Full fine-tuning runs at the preset's learning rate; the
+# methods that train few parameters set larger ones (as their papers use).
 ROWS = {
     "scratch": ("scratch", ["--config.train.num_steps=1200"]),
     "bert-head": ("default", ["--config.finetune.method=head",
                               "--config.train.learning_rate=2e-3"]),
-    "bert-full": ("default", ["--config.finetune.method=full",
-                              "--config.train.learning_rate=1e-3"]),
+    "bert-full": ("default", ["--config.finetune.method=full"]),  # The preset's rate.
     "bert-lora": ("default", ["--config.finetune.method=lora",
                               "--config.train.learning_rate=1e-3"]),
     "bert-prefix": ("default", ["--config.finetune.method=prefix",
                                 "--config.train.learning_rate=3e-3"]),
     "bert-prompt": ("default", ["--config.finetune.method=prompt",
                                 "--config.train.learning_rate=3e-3"]),
-    "gpt-full": ("gpt", ["--config.finetune.method=full", "--config.train.learning_rate=3e-4"]),
+    "gpt-full": ("gpt", ["--config.finetune.method=full"]),  # The preset's rate.
     "gpt-lora": ("gpt", ["--config.finetune.method=lora", "--config.train.learning_rate=1e-3",
                          "--config.train.end_learning_rate=1e-5"]),
     "gpt-prefix": ("gpt", ["--config.finetune.method=prefix", "--config.train.learning_rate=3e-3",
