@@ -107,4 +107,5 @@ def get_config(preset: str = "default") -> ml_collections.ConfigDict:
     m.num_encoder_layers = 2
     d.vocab_size = 500
     config.eval.bleu_pairs = 8
+    d.test_fraction = 0.005  # ~140 test pairs: --mode=eval's test BLEU in ~1 s, not ~12 s.
   return config

@@ -103,7 +103,10 @@ def test_soft_prompt_acts_as_embeddings_before_the_tokens():
   np.testing.assert_allclose(_apply(model, params, TOKENS).logits, full[:, 2:], **TOLERANCE)
 
 
-@pytest.mark.parametrize("method", ["lora", "prefix", "prompt"])
+# LoRA here; prefix and prompt in the slow tier (test_model_interface.py checks their cache
+# entries and embeddings against the full forward in the default tier).
+@pytest.mark.parametrize("method", ["lora", pytest.param("prefix", marks=pytest.mark.slow),
+                                    pytest.param("prompt", marks=pytest.mark.slow)])
 def test_kv_cached_decoding_equals_the_full_forward_with_the_adapter(method):
   base = Decoder(config=ROPE)
   if method == "lora":

@@ -2,11 +2,14 @@
 what does not change the weights (dropout, fused attention, the computation dtype) may
 differ between training and evaluation or sampling."""
 
+import pytest
+
 from conftest import REFERENCE_FLAGS, by_step, copy_workdir, run_launch
 
 TINY = "--config=configs/clm.py:tiny"
 
 
+@pytest.mark.slow  # Reads conftest.reference_run, which only the slow tier builds.
 def test_a_checkpoint_trained_with_dropout_evaluates_without_it(tmp_path, reference_run):
   workdir = copy_workdir(reference_run, tmp_path / "w")
   assert "--config.model.dropout_rate=0.1" in REFERENCE_FLAGS  # Trained with dropout.

@@ -21,7 +21,9 @@ FAMILIES = {
 EVAL_MODE_EXTRA_KEYS = {"mlm": set(), "seq2seq": {"eval_bleu"}}
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
+# BERT's char-vocabulary run in the slow tier: the default tier trains configs/mlm.py:tiny
+# from launch.py as conftest.mlm_base (a byte-level BPE) for the fine-tuning tests.
+@pytest.fixture(scope="module", params=[pytest.param("mlm", marks=pytest.mark.slow), "seq2seq"])
 def family_run(request):
   """The session's run of the family's tiny preset (conftest.py; read-only)."""
   name = request.param

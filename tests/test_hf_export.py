@@ -105,6 +105,7 @@ def test_transformers_loads_the_export_with_the_same_logits(tmp_path, family, us
   assert tokenizer("To be, or not")["input_ids"] == TOKENIZER.encode("To be, or not").tolist()
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_from_launch_an_export_is_written_once(tmp_path, tiny_run):
   target = tmp_path / "gpt2"
   result = run_launch("--config=configs/clm.py:tiny", f"--workdir={tiny_run}", "--mode=export",

@@ -190,6 +190,7 @@ def test_classify_is_what_predict_prints(run, request, tmp_path, capsys):
   assert all(sum(p.values()) == pytest.approx(1.0, abs=1e-5) for _, p in predicted)
 
 
+@pytest.mark.slow  # The session's SFT run (conftest.sft_run) serves the slow tier only.
 def test_sft_generate_is_what_sample_prints(sft_run, capsys):
   cfg = tiny_config("sft", **{"decode.strategy": "greedy"})  # --mode=sample, in-process.
   tasks.run(cfg, str(sft_run), "sample", ModeInputs(prompt="I am a student."))
@@ -200,6 +201,7 @@ def test_sft_generate_is_what_sample_prints(sft_run, capsys):
   assert score.tokens[-1] == tuned.tokenizer.token_id("<eos>") and score.log_prob < 0
 
 
+@pytest.mark.slow  # test_hf_import.py checks the same recorded logits in the default tier.
 def test_hugging_face_folders_load_to_their_recorded_logits():
   gpt2 = tj.load(f"hf:{GPT2}")
   inputs = json.loads((GPT2 / "inputs.json").read_text())

@@ -69,6 +69,9 @@ def test_eval_attention_and_export_of_a_workdirs_checkpoint(tmp_path, tiny_run):
     assert exported.score([text])[0].log_prob == original.score([text])[0].log_prob
 
 
+# Slow tier: translate and predict from a workdir are in test_translate_runs.py and
+# test_finetune_runs.py; this adds that init_from reaches them and nothing is written.
+@pytest.mark.slow
 def test_translate_and_predict_from_init_from(tmp_path, seq2seq_run, classify_run, capsys):
   sentences = tmp_path / "in.txt"
   sentences.write_text("I am a student.\nThank you.\n", encoding="utf-8")

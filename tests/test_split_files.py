@@ -66,6 +66,7 @@ def test_a_language_models_validation_and_test_text(tmp_path):
   assert text(data.test_tokens) == open(test, encoding="utf-8").read()
 
 
+@pytest.mark.slow  # A training run; the test file's reading is checked above.
 def test_eval_reports_test_metrics_on_the_test_file(tmp_path):
   test = _lines(tmp_path / "test.tsv", ["A wonderful film.\t1", "Awful, awful food.\t0",
                                         "The battery died in a day.\t0"])

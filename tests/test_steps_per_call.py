@@ -13,6 +13,7 @@ GROUPED = tuple(f for f in REFERENCE_FLAGS if "log_every_steps" not in f) + (
     "--config.train.log_every_steps=5", "--config.train.steps_per_call=5")
 
 
+@pytest.mark.slow  # Reads conftest.reference_run, which only the slow tier builds.
 def test_grouped_steps_match_one_step_per_call(tmp_path, reference_run):
   workdir = tmp_path / "grouped"
   result = run_launch(*REFERENCE_FLAGS, "--config.train.steps_per_call=4",

@@ -63,6 +63,7 @@ def test_an_invalid_pattern_is_named():
     tiny_config(**{"train.trainable": "("})
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_resuming_with_other_trainable_parameters_is_one_line(tmp_path, tiny_run):
   workdir = tmp_path / "w"
   import shutil  # pylint: disable=import-outside-toplevel

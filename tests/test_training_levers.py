@@ -54,10 +54,12 @@ def test_micro_batches_must_divide_each_devices_rows(tmp_path):
     _train(tmp_path / "w", **{"train.microbatches": 3})
 
 
-@pytest.mark.parametrize("levers", [{"model.remat": "full"}, {"model.remat": "save_dots"},
-                                    {"model.scan_layers": True},
-                                    {"model.scan_layers": True, "model.remat": "full"}],
-                         ids=["remat_full", "remat_save_dots", "scan", "scan_remat"])
+# Both levers at once here; each alone, and save_dots, in the slow tier.
+@pytest.mark.parametrize("levers", [
+    pytest.param({"model.remat": "full"}, id="remat_full", marks=pytest.mark.slow),
+    pytest.param({"model.remat": "save_dots"}, id="remat_save_dots", marks=pytest.mark.slow),
+    pytest.param({"model.scan_layers": True}, id="scan", marks=pytest.mark.slow),
+    pytest.param({"model.scan_layers": True, "model.remat": "full"}, id="scan_remat")])
 def test_remat_and_scanned_layers_give_the_plain_losses(tmp_path, plain, levers):
   plain, plain_result = plain
   losses, result = _train(tmp_path / "lever", **levers)

@@ -105,6 +105,7 @@ def test_another_tokenizer_given_explicitly_is_refused(tmp_path, tiny_run):
   assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow  # A long end-to-end launch.py run: see setup.cfg's markers.
 def test_from_launch_the_tokenizer_comes_along_and_training_continues(tmp_path, tiny_run):
   workdir = tmp_path / "new"
   result = run_launch(TINY, f"--workdir={workdir}", f"--config.train.init_from={tiny_run}",

@@ -110,6 +110,7 @@ def test_word_perplexity_is_total_nll_over_words():
                     "test_words": 5, "test_word_perplexity": pytest.approx(math.exp(2.0))}
 
 
+@pytest.mark.slow  # A training run; word perplexity's formula is checked above.
 def test_clm_eval_reports_validation_and_test_word_perplexity(tiny_wikitext, tmp_path):
   cfg = _config(tiny_wikitext, **{"train.num_steps": 2, "train.warmup_steps": 1,
                                   "train.eval_every_steps": 2, "decode.max_new_tokens": 0,
