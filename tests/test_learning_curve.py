@@ -19,6 +19,14 @@ def test_a_subset_trains_its_share_of_the_rows_steps_at_least_the_minimum():
   assert learning_curve.steps("gpt-lora", 100, 150) == 150  # 25 scaled, 150 at least.
 
 
+def test_a_variant_is_a_row_of_its_own_with_its_own_workdirs():
+  assert learning_curve.run_name("gpt-full", "") == "gpt-full"
+  assert learning_curve.workdir("gpt-full", 100, 2) == "runs/learning_curve/gpt-full-n100-s2"
+  name = learning_curve.run_name("gpt-full", "lr3e-4")
+  assert name == "gpt-full/lr3e-4"
+  assert learning_curve.workdir(name, 0, 1) == "runs/learning_curve/gpt-full-lr3e-4-n0-s1"
+
+
 def _plot(tmp_path, results):
   stored = tmp_path / "results.jsonl"
   stored.write_text("".join(json.dumps(r) + "\n" for r in results))

@@ -2,12 +2,14 @@
 
   python experiments/finetuning/learning_curve.py --config.data.data_dir=../shared/data
   python experiments/finetuning/learning_curve.py --plot_only     # table and picture again
+  python experiments/finetuning/learning_curve.py --rows=gpt-full --variant=lr3e-4 \
+      --config.train.learning_rate=3e-4 ...      # a recipe change, as row gpt-full/lr3e-4
 
 Trains scratch, the GPT base fully fine-tuned and the GPT base with LoRA (the rows of
 sentiment_table.py, with their learning rates) on 100, 300, 1,000 and all 2,381 training
 sentences (`data.train_examples`: a stratified subset fixed by `data.subset_seed`, each
 inside the next larger one; validation and test unchanged), three seeds each, in
-runs/learning_curve/<row>-n<size>-s<seed>. A subset trains for its row's steps scaled by
+runs/learning_curve/<row>-n<size>-s<seed> (<row>-<variant>-n<size>-s<seed> with --variant). A subset trains for its row's steps scaled by
 its share of the training split, at least --min_steps (150: 48 epochs of 100 sentences).
 Prints mean ± std of test accuracy per row and size and draws them against the training
 size (log x) into --picture. Needs the GPT base (runs/clm-wikitext); scratch needs none.
@@ -35,6 +37,16 @@ def steps(row: str, size: int, min_steps: int) -> int:
   if size == 0:
     return ROW_STEPS[row]
   return max(min_steps, round(ROW_STEPS[row] * size / TRAIN_SENTENCES))
+
+
+def run_name(row: str, variant: str) -> str:
+  """The row as reported: <row>, or <row>/<variant> for a recipe change (--variant)."""
+  return f"{row}/{variant}" if variant else row
+
+
+def workdir(name: str, size: int, seed: int) -> str:
+  """Where run_name's run of `size` sentences and `seed` trains."""
+  return os.path.join("runs", "learning_curve", f"{name.replace('/', '-')}-n{size}-s{seed}")
 
 
 def summary(results: list[dict]) -> dict[tuple[str, int], list[float]]:
@@ -83,6 +95,10 @@ def main() -> None:
                       help="training sentences per run; 0 is the whole split")
   parser.add_argument("--seeds", default="1,2,3")
   parser.add_argument("--min_steps", type=int, default=150)
+  parser.add_argument("--variant", default="",
+                      help="names a change the extra flags make: rows are reported as "
+                      "<row>/<variant>, trained in runs/learning_curve/<row>-<variant>-n<size>-"
+                      "s<seed>")
   parser.add_argument("--results", default="runs/learning_curve/results.jsonl")
   parser.add_argument("--picture", default="experiments/results/learning_curve.png")
   parser.add_argument("--baseline", type=float, default=0.829,
@@ -103,13 +119,14 @@ def main() -> None:
     done = {(r["row"], r["size"], r["seed"]) for r in results}
     for size in map(int, args.sizes.split(",")):
       for row in args.rows.split(","):
+        name = run_name(row, args.variant)
         for seed in map(int, args.seeds.split(",")):
-          if (row, size, seed) in done:
+          if (name, size, seed) in done:
             continue
           flags = [f"--config.data.train_examples={size}",
                    f"--config.train.num_steps={steps(row, size, args.min_steps)}"]
-          workdir = os.path.join("runs", "learning_curve", f"{row}-n{size}-s{seed}")
-          result = dict(sentiment_table.run(row, seed, extra + flags, workdir), size=size)
+          result = dict(sentiment_table.run(row, seed, extra + flags,
+                                            workdir(name, size, seed)), row=name, size=size)
           results.append(result)
           with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(result) + "\n")
