@@ -9,8 +9,9 @@ Trains scratch, the GPT base fully fine-tuned and the GPT base with LoRA (the ro
 sentiment_table.py, with their learning rates) on 100, 300, 1,000 and all 2,381 training
 sentences (`data.train_examples`: a stratified subset fixed by `data.subset_seed`, each
 inside the next larger one; validation and test unchanged), three seeds each, in
-runs/learning_curve/<row>-n<size>-s<seed> (<row>-<variant>-n<size>-s<seed> with --variant). A subset trains for its row's steps scaled by
-its share of the training split, at least --min_steps (150: 48 epochs of 100 sentences).
+runs/learning_curve/<row>-n<size>-s<seed> (<row>-<variant>-n<size>-s<seed> with --variant).
+A subset trains for its row's steps scaled by its share of the training split, at least
+--min_steps (150: 48 epochs of 100 sentences).
 Prints mean ± std of test accuracy per row and size and draws them against the training
 size (log x) into --picture. Needs the GPT base (runs/clm-wikitext); scratch needs none.
 """
@@ -24,6 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sentiment_table  # pylint: disable=wrong-import-position
+from sentiment_table import run_name  # pylint: disable=wrong-import-position
 
 ROOT = sentiment_table.ROOT
 ROWS = ("scratch", "gpt-full", "gpt-lora")
@@ -37,11 +39,6 @@ def steps(row: str, size: int, min_steps: int) -> int:
   if size == 0:
     return ROW_STEPS[row]
   return max(min_steps, round(ROW_STEPS[row] * size / TRAIN_SENTENCES))
-
-
-def run_name(row: str, variant: str) -> str:
-  """The row as reported: <row>, or <row>/<variant> for a recipe change (--variant)."""
-  return f"{row}/{variant}" if variant else row
 
 
 def workdir(name: str, size: int, seed: int) -> str:

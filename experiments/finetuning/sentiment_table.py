@@ -70,6 +70,11 @@ def run(row: str, seed: int, extra: list[str], workdir: str = "") -> dict:
           "parameters": int(trainable.group(2).replace(",", "")), **metrics}
 
 
+def run_name(row: str, variant: str) -> str:
+  """The row as reported: <row>, or <row>/<variant> for a recipe change (--variant)."""
+  return f"{row}/{variant}" if variant else row
+
+
 def mean_std(values: list[float]) -> str:
   if len(values) == 1:
     return f"{values[0]:.3f}"
@@ -106,7 +111,7 @@ def main() -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for row in args.rows.split(","):
       for seed in map(int, args.seeds.split(",")):
-        name = f"{row}/{args.variant}" if args.variant else row
+        name = run_name(row, args.variant)
         workdir = os.path.join("runs", "sentiment", f"{name.replace('/', '-')}-s{seed}")
         result = dict(run(row, seed, extra, workdir), row=name)
         results.append(result)
