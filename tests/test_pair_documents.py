@@ -81,6 +81,18 @@ def test_the_tatoeba_base_and_sft_split_the_shipped_pairs_alike():
   assert not test_sources & {doc.text for doc in sides["train"]}
 
 
+def test_the_lora_sft_preset_differs_from_full_sft_only_in_the_adapter_and_its_rate():
+  full = configuration.validate(sft_configs.get_config())
+  lora = configuration.validate(sft_configs.get_config("lora"))
+  assert (lora.finetune.method, lora.finetune.lora_rank, lora.finetune.lora_alpha) == (
+      "lora", 64, 128)
+  assert lora.finetune.lora_targets == full.finetune.lora_targets == ".*/kernel"
+  assert (lora.train.learning_rate, lora.train.end_learning_rate) == (2e-3, 2e-4)
+  same_schedule = dataclasses.replace(lora.train, learning_rate=full.train.learning_rate,
+                                      end_learning_rate=full.train.end_learning_rate)
+  assert dataclasses.replace(lora, finetune=full.finetune, train=same_schedule) == full
+
+
 @pytest.mark.slow  # A launch.py run; the preset's data is tested in-process above.
 def test_the_tatoeba_preset_trains_at_tiny_size_from_launch(tmp_path):
   path = tmp_path / "pairs.tsv"
